@@ -1,0 +1,5 @@
+"""``python -m cloudcircuit``."""
+
+from cloudcircuit.cli import main
+
+main()
