@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks (not timed tests): ``python -m bench`` or ``make bench``."""
