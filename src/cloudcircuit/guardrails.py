@@ -12,6 +12,7 @@ with these functions (property-tested).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -102,7 +103,8 @@ class PolicyDecision:
 
 
 def _finite(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # numbers.Real also admits numpy scalars (float32, int64), which 0.3 accepted
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InputError(f"{name} must be a number, got {type(value).__name__}")
     if not math.isfinite(value):
         raise InputError(f"{name} must be finite, got {value}")
@@ -293,6 +295,13 @@ def evaluate_circuit_breaker(
     cooldown_steps_remaining: int = 0,
 ) -> CircuitBreakerDecision:
     """Open after ``failure_threshold`` consecutive failures, or while a cooldown runs."""
+    for name, value in (
+        ("consecutive_failures", consecutive_failures),
+        ("failure_threshold", failure_threshold),
+        ("cooldown_steps_remaining", cooldown_steps_remaining),
+    ):
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
+            raise InputError(f"{name} must be finite, got {value}")
     if consecutive_failures < 0:
         raise InputError("consecutive_failures must be >= 0")
     if failure_threshold <= 0:

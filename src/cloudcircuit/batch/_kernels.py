@@ -1,0 +1,238 @@
+"""Chunked, exact kernels: validation, sums in ``sum()`` order, order statistics, MAD selection."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from cloudcircuit.batch.results import BoolArray, FloatArray, IntArray
+from cloudcircuit.errors import InputError
+
+#: CPython 3.12+ sums floats with Neumaier compensation; 3.11 adds left to right
+_COMPENSATED_SUM: bool = sum([1e100, 1.0, -1e100]) == 1.0
+#: rows per chunk aim at about this many float64 cells (~8 MB): cache-friendly, memory-lean
+CHUNK_CELLS = 1 << 19
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+def _fmt(value: Any) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def param(name: str, value: Any, n: int) -> FloatArray:
+    """A scalar or (n,) parameter as a float64 (n,) array (a broadcast view for scalars)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.ndim > 1:
+        raise InputError(f"{name} must be a number or a 1-D numeric array, got {value!r}")
+    if arr.ndim == 1 and arr.shape[0] != n:
+        raise InputError(f"{name} has {arr.shape[0]} entries, expected {n} (one per row)")
+    f = arr.astype(np.float64, copy=False)
+    if not np.isfinite(f).all():
+        raise_first(name, arr, ~np.isfinite(f), "must be finite")
+    return np.broadcast_to(f, (n,))
+
+
+def raise_first(name: str, arr: npt.NDArray[Any], bad: npt.NDArray[np.bool_], rule: str) -> None:
+    if arr.ndim == 0:
+        raise InputError(f"{name} = {_fmt(arr[()])}: {rule}")
+    i = int(np.argmax(bad))
+    raise InputError(f"{name}[{i}] = {_fmt(arr[i])}: {rule}")
+
+
+def require(name: str, arr: FloatArray, ok: BoolArray, rule: str, scalar: bool) -> None:
+    if not ok.all():
+        bad = ~ok
+        if scalar:
+            raise InputError(f"{name} = {_fmt(arr[0])}: {rule}")
+        raise_first(name, arr, bad, rule)
+
+
+def is_scalar(value: Any) -> bool:
+    return np.ndim(value) == 0
+
+
+def matrix(values: npt.ArrayLike) -> npt.NDArray[Any]:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"values must be a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise InputError(f"values must be 2-D (series x points), got shape {arr.shape}")
+    return arr
+
+
+def lengths_of(lengths: npt.ArrayLike | None, n: int, t: int) -> IntArray:
+    if lengths is None:
+        if t < 2 and n:
+            raise InputError(f"spend_series must contain at least 2 points (values has {t})")
+        return np.full(n, t, dtype=np.int64)
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu" or arr.shape != (n,):
+        raise InputError(f"lengths must be {n} integers (one per row), got {arr.dtype} {arr.shape}")
+    out = arr.astype(np.int64)
+    short = out < 2
+    if short.any():
+        i = int(np.argmax(short))
+        raise InputError(
+            f"lengths[{i}] = {out[i]}: row {i} spend_series must contain at least 2 points"
+        )
+    long = out > t
+    if long.any():
+        i = int(np.argmax(long))
+        raise InputError(f"lengths[{i}] = {out[i]}: values has only {t} columns")
+    return out
+
+
+def _all_valid(hist: FloatArray, latest: FloatArray) -> bool:
+    """Fast path: min/max of the (zero-padded) history and latest points; NaN fails both."""
+    if hist.size and not (hist.min() >= 0 and hist.max() < np.inf):
+        return False
+    return bool(latest.min(initial=0.0) >= 0 and latest.max(initial=0.0) < np.inf)
+
+
+def _raise_bad_cell(chunk: npt.NDArray[Any], lens: IntArray, offset: int) -> None:
+    """Name the first invalid point (row-major) of a chunk that failed :func:`_all_valid`."""
+    x = chunk.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = (x >= 0) & (x < np.inf)
+    ok |= np.arange(x.shape[1]) >= lens[:, None]
+    r, c = np.unravel_index(int(np.argmax(~ok)), ok.shape)
+    v = float(x[r, c])
+    rule = "spend must be >= 0" if math.isfinite(v) else "spend must be finite"
+    raise InputError(f"values[{offset + int(r)}, {int(c)}] = {v!r}: {rule}")
+
+
+# -- kernels ------------------------------------------------------------------------------
+
+
+def _row_sums(h: FloatArray) -> FloatArray:
+    """Row sums of ``h`` added exactly as this interpreter's ``sum()`` adds a list of floats."""
+    acc = np.zeros(h.shape[0])
+    if not _COMPENSATED_SUM:
+        for j in range(h.shape[1]):
+            acc += h[:, j]
+        return acc
+    comp = np.zeros(h.shape[0])
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j in range(h.shape[1]):
+            x = h[:, j]
+            t = acc + x
+            comp += np.where(np.abs(acc) >= np.abs(x), (acc - t) + x, (x - t) + acc)
+            acc = t
+        return np.where((comp != 0) & np.isfinite(comp), acc + comp, acc)
+
+
+def _gather(s: FloatArray, idx: IntArray) -> FloatArray:
+    """``s[r, idx[r]]`` for every row of a C-contiguous ``s``."""
+    return cast(FloatArray, s.ravel()[np.arange(s.shape[0]) * s.shape[1] + idx])
+
+
+def _median_sorted(s: FloatArray, n: IntArray) -> FloatArray:
+    lo, hi = (n - 1) // 2, n // 2
+    b = _gather(s, hi)
+    if (lo == hi).all():
+        return b
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(lo == hi, b, (_gather(s, lo) + b) / 2.0)
+
+
+def _kth_deviation(
+    s: FloatArray, n: IntArray, m: FloatArray, split: IntArray, k: IntArray
+) -> FloatArray:
+    """k-th smallest (0-based) of ``|s[:n] - m|`` per row of a C-contiguous sorted ``s``.
+
+    ``s[:split] <= m <= s[split:n]``, so left of ``split`` the deviations grow as the index
+    falls (run A) and from ``split`` on they grow with it (run B): binary-search how many of
+    the k+1 smallest deviations come from A (Frederickson-Johnson selection in two sorted runs).
+    Flat indices stay within ``[row start - 1, row start + n - 1]``, so no clipping is needed.
+    """
+    flat = s.ravel()
+    left = np.arange(s.shape[0]) * s.shape[1] + split - 1  # flat index of A[0]
+    right = left + 1 + k  # flat index of B[k]: B[k - i] sits at right - i
+    lo = np.maximum(0, k + 1 - (n - split))
+    hi = np.minimum(k + 1, split)
+    with np.errstate(invalid="ignore"):
+        for _ in range(int(n.max(initial=1)).bit_length() + 1):
+            active = lo < hi
+            if not active.any():
+                break
+            mid = (lo + hi) >> 1
+            take = np.abs(flat[right - mid] - m) <= np.abs(flat[left - mid] - m)
+            hi = np.where(take, mid, hi)
+            lo = np.where(take | ~active, lo, mid + 1)
+        from_a = np.where(lo > 0, np.abs(flat[left + 1 - lo] - m), -np.inf)
+        from_b = np.where(lo <= k, np.abs(flat[right - lo] - m), -np.inf)
+    return cast(FloatArray, np.maximum(from_a, from_b))
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One chunk's shared statistics: latest point, history mean, sorted history."""
+
+    latest: FloatArray
+    n: IntArray
+    mean: FloatArray | None = None
+    ordered: FloatArray | None = None
+    raw: FloatArray | None = None
+
+
+def chunks(
+    values: npt.NDArray[Any], lens: IntArray, *, mean: bool, ordered: bool, raw: bool = False
+) -> Iterator[tuple[int, int, Chunk]]:
+    n_rows, t = values.shape
+    step = max(64, CHUNK_CELLS // max(t, 1))
+    for lo in range(0, n_rows, step):
+        hi = min(n_rows, lo + step)
+        ln = lens[lo:hi]
+        width = int(ln.max())
+        uniform = bool((ln == width).all())
+        nh = ln - 1
+        latest = values[np.arange(lo, hi), nh].astype(np.float64)
+        hist = np.array(values[lo:hi, : width - 1], dtype=np.float64)
+        pad = None if uniform else np.arange(width - 1) >= nh[:, None]
+        if pad is not None:
+            np.putmask(hist, pad, 0.0)
+        if not _all_valid(hist, latest):
+            _raise_bad_cell(values[lo:hi, :width], ln, lo)
+        x = np.array(values[lo:hi, :width], dtype=np.float64) if raw else None
+        chunk = Chunk(latest=latest, n=nh, raw=x)
+        if mean:
+            chunk.mean = _row_sums(hist) / nh.astype(np.float64)
+        if ordered:
+            if pad is not None:
+                np.putmask(hist, pad, np.inf)
+            hist.sort(axis=1)
+            chunk.ordered = hist
+        yield lo, hi, chunk
+
+
+def mad_location(c: Chunk, min_mad: FloatArray) -> tuple[FloatArray, FloatArray]:
+    assert c.ordered is not None
+    s, n = c.ordered, c.n
+    loc = _median_sorted(s, n)
+    # s[: n // 2] <= loc <= s[n // 2 :] for odd and even n alike
+    split = n // 2
+    k_hi, k_lo = n // 2, (n - 1) // 2
+    d_hi = _kth_deviation(s, n, loc, split, k_hi)
+    if (k_lo == k_hi).all():
+        mad = d_hi
+    else:
+        d_lo = _kth_deviation(s, n, loc, split, k_lo)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mad = np.where(k_lo == k_hi, d_hi, (d_lo + d_hi) / 2.0)
+    return loc, np.maximum(mad, min_mad)
+
+
+def quantile_sorted(s: FloatArray, n: IntArray, p: FloatArray) -> FloatArray:
+    rank = p * (n - 1).astype(np.float64)
+    lo_f, hi_f = np.floor(rank), np.ceil(rank)
+    lo, hi = lo_f.astype(np.int64), hi_f.astype(np.int64)
+    a, b = _gather(s, lo), _gather(s, hi)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(lo == hi, a, a + (rank - lo_f) * (b - a))
