@@ -260,3 +260,18 @@ def test_sqlite_state_persists_across_opens(tmp_path: Path) -> None:
     assert second.get("k") == {"v": 1}
     assert [e.run_id for e in second.journal("persist")] == ["persist"]
     second.close()
+
+
+def test_concurrent_incr_from_threads(store: StateStore) -> None:
+    import threading
+
+    def work() -> None:
+        for _ in range(100):
+            store.incr("threads")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get("threads") == 400

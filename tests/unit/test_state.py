@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -10,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cloudcircuit.state as state_mod
 from cloudcircuit.errors import ConfigError, InputError, StateError
 from cloudcircuit.guardrails import evaluate_circuit_breaker
+from cloudcircuit.providers import JournalEntry, Resource
 from cloudcircuit.state import (
     BreakerState,
     MemoryStore,
@@ -25,6 +29,7 @@ from cloudcircuit.state import (
     save_breaker,
     transaction,
 )
+from cloudcircuit.state.codec import decode_entry, encode_entry
 from cloudcircuit.state.redis import split_prefix
 
 # -- open_state -----------------------------------------------------------------------------
@@ -269,3 +274,76 @@ def test_corrupt_breaker_record() -> None:
 def test_record_scan_validates() -> None:
     with pytest.raises(InputError, match="failure_threshold"):
         record_scan(MemoryStore(), "p", ok=True, failure_threshold=0)
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+_text = st.text(max_size=12)
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text
+    | st.datetimes(timezones=st.just(UTC)),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    state=st.dictionaries(_text, _json, max_size=5),
+    tags=st.dictionaries(_text, _text, max_size=4),
+    seq=st.integers(min_value=0, max_value=10**6),
+    at=st.datetimes(timezones=st.just(UTC)),
+    error=st.none() | _text,
+)
+def test_journal_entry_roundtrips_exactly(
+    state: dict[str, Any], tags: dict[str, str], seq: int, at: datetime, error: str | None
+) -> None:
+    entry = JournalEntry(
+        run_id="run-h",
+        seq=seq,
+        phase="after",
+        action="tag",
+        resource=Resource(provider="aws", type="ec2:instance", id="i-1", tags=tags),
+        state=state,
+        status="done",
+        at=at,
+        error=error,
+    )
+    assert decode_entry(encode_entry(entry)) == entry
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "cloudcircuit.state",
+        "cloudcircuit.state.base",
+        "cloudcircuit.state.breaker",
+        "cloudcircuit.state.codec",
+        "cloudcircuit.state.memory",
+        "cloudcircuit.state.redis",
+        "cloudcircuit.state.sqlite",
+        "cloudcircuit.alerts",
+        "cloudcircuit.alerts.config",
+        "cloudcircuit.alerts.dispatch",
+        "cloudcircuit.alerts.payload",
+        "cloudcircuit.alerts.sinks",
+        "cloudcircuit.alerts.transport",
+    ],
+)
+def test_all_is_sorted_and_resolves(module: str) -> None:
+    def key(name: str) -> tuple[int, str]:
+        return (1, name) if name.isupper() else (2, name) if name[0].isupper() else (3, name)
+
+    mod = importlib.import_module(module)
+    names = list(mod.__all__)
+    assert names == sorted(set(names), key=key)
+    assert all(hasattr(mod, name) for name in names)
+
+
+def test_reserved_datetime_tag_is_refused() -> None:
+    with pytest.raises(InputError, match="reserved"):
+        MemoryStore().set("k", {"x": {"$datetime": "not a date"}})

@@ -46,6 +46,8 @@ def _prepare(value: Any, where: str) -> Any:
     if isinstance(value, datetime):
         return {_DT_TAG: _to_utc(value, where).isoformat()}
     if isinstance(value, Mapping):
+        if len(value) == 1 and _DT_TAG in value:
+            raise InputError(f"{where}: a mapping with the single key {_DT_TAG!r} is reserved")
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
