@@ -87,4 +87,4 @@ def schema(
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {escape(str(output))}", highlight=False)
+    console.print(f"wrote {escape(str(output))}", highlight=False, soft_wrap=True)

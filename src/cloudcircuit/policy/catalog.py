@@ -28,8 +28,9 @@ ACTIONS: tuple[ActionName, ...] = ("tag", "scale_down", "stop")
 
 #: provider -> resource type -> the actions that resource type supports.
 #: ``tag`` marks a resource (throttle signal for your own automation); ``stop`` stops it
-#: (EC2 instance, RDS instance; Lambda: reserved concurrency 0); ``scale_down`` sets the
-#: desired capacity to ``params.desired`` (default 0).
+#: (EC2 instance, RDS instance; Lambda: reserved concurrency 0); ``scale_down`` scales to zero
+#: (Auto Scaling group and EKS node group min/desired 0, ECS desired count 0, Lambda reserved
+#: concurrency 0). Enforcement journals the previous state, so both are undone by ``restore``.
 RESOURCE_TYPES: Mapping[str, Mapping[str, frozenset[ActionName]]] = {
     "aws": {
         "ec2:instance": frozenset({"tag", "stop"}),
@@ -69,9 +70,7 @@ ACTION_PARAMS: Mapping[ActionName, Mapping[str, ParamSpec]] = {
         "value": ParamSpec(str, required=True, description="tag value to set"),
     },
     "stop": {},
-    "scale_down": {
-        "desired": ParamSpec(int, minimum=0, description="capacity to scale to (default 0)"),
-    },
+    "scale_down": {},
 }
 
 

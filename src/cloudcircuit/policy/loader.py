@@ -38,6 +38,28 @@ _PLAIN_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_:/-]*$")
 Loc = tuple[int | str, ...]
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose mapping keys are always the text written: every key of a policy is a
+    name, and YAML 1.1 would otherwise read a tag key like ``on:`` as True or ``2024:`` as a
+    number."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key: Any = key_node.value
+            else:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found a key that is not a plain name",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
 def policy_json_schema() -> dict[str, Any]:
     """The JSON Schema of the policy file (for editors: yaml-language-server and friends)."""
     return Policy.model_json_schema(mode="validation")
@@ -82,8 +104,8 @@ def parse_policy(
     if not text.strip():
         raise ConfigError("the policy file is empty", source=source)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -226,11 +248,10 @@ def _duplicate_keys(node: yaml.Node, loc: Loc) -> list[tuple[Loc, str]]:
     return found
 
 
-def _line_of(root: yaml.Node, loc: Sequence[int | str], *, key: bool = False) -> int | None:
-    """1-based line of the value at ``loc`` (of its key when ``key``); the nearest parent
-    when the path does not exist (a missing key is reported where its mapping starts)."""
+def _node_at(root: yaml.Node, loc: Sequence[int | str], *, key: bool = False) -> yaml.Node:
+    """The node of the value at ``loc`` (of its key when ``key``); the nearest parent when the
+    path does not exist (a missing key is reported where its mapping starts)."""
     node: yaml.Node = root
-    line: int = node.start_mark.line + 1
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
         child: yaml.Node | None = None
@@ -247,8 +268,12 @@ def _line_of(root: yaml.Node, loc: Sequence[int | str], *, key: bool = False) ->
         if child is None:
             break
         node = child
-        line = node.start_mark.line + 1
-    return line
+    return node
+
+
+def _line_of(root: yaml.Node, loc: Sequence[int | str], *, key: bool = False) -> int:
+    """1-based line of the value at ``loc`` (see :func:`_node_at`)."""
+    return _node_at(root, loc, key=key).start_mark.line + 1
 
 
 def _at(line: int | None) -> str:
@@ -261,6 +286,8 @@ def _at(line: int | None) -> str:
 def _render_loc(loc: Sequence[int | str]) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, bool):  # a YAML 1.1 key such as `on:` or `yes:`
+            part = str(part).lower()
         if isinstance(part, int):
             out += f"[{part}]"
         elif _PLAIN_KEY_RE.match(part):
@@ -361,7 +388,7 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def _message(error: ErrorDetails, parent: Any) -> str:
+def _message(error: ErrorDetails, parent: Any, written: str | None = None) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     value = error.get("input")
@@ -379,7 +406,7 @@ def _message(error: ErrorDetails, parent: Any) -> str:
     if kind in _EXPECTED:
         hint = ""
         if kind == "string_type" and isinstance(value, int | float | bool):
-            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            shown = written or (str(value).lower() if isinstance(value, bool) else str(value))
             hint = f" (quote it: '{shown}')"
         return f"expected {_EXPECTED[kind]}, got {_describe(value)}{hint}"
     if kind == "greater_than":
@@ -425,8 +452,10 @@ def _translate(error: ErrorDetails, root: yaml.Node) -> list[tuple[str, str]]:
             out.append((path, f"{msg}{_at(line)}"))
         return out
     is_key = error["type"] == "extra_forbidden"
-    line = _line_of(root, data_loc, key=is_key)
-    return [(_render_loc(data_loc), f"{_message(error, parent)}{_at(line)}")]
+    node = _node_at(root, data_loc, key=is_key)
+    written = node.value if isinstance(node, yaml.ScalarNode) else None
+    message = _message(error, parent, written)
+    return [(_render_loc(data_loc), f"{message}{_at(node.start_mark.line + 1)}")]
 
 
 _REL_RE = re.compile(r"\[(\d+)\]|([^.\[\]]+)")

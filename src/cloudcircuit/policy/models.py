@@ -536,8 +536,8 @@ class ActionSpec(PolicyModel):
     """One enforcement step: an action on resources of a provider chosen by tag selectors."""
 
     action: ActionName = Field(
-        description="'tag' (mark resources), 'scale_down' (desired capacity to params.desired, "
-        "default 0) or 'stop'."
+        description="'tag' (mark resources), 'scale_down' (capacity to zero) or 'stop'; both "
+        "are journaled and undone by 'cloudcircuit restore'."
     )
     provider: str = Field(description="Provider whose enforcer acts (e.g. 'aws').")
     resource_types: list[str] = Field(
@@ -551,7 +551,7 @@ class ActionSpec(PolicyModel):
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description="Action parameters: tag needs key and value; scale_down takes desired.",
+        description="Action parameters: tag needs key and value; stop and scale_down take none.",
     )
 
     @field_validator("provider")
@@ -587,7 +587,10 @@ class ActionSpec(PolicyModel):
         for name, spec in specs.items():
             if spec.required and name not in self.params:
                 problems.append(
-                    ("params", f"action {self.action!r} needs params.{name} ({spec.description})")
+                    (
+                        f"params.{name}",
+                        f"is required by action {self.action!r} ({spec.description})",
+                    )
                 )
         for name, value in self.params.items():
             where = f"params.{name}"
