@@ -27,6 +27,7 @@ leak out of an adapter.
         ├── QuotaExceededError              a reservation/charge was refused by a scope
         │   └── BudgetExceededError         coreason-budget 0.4 name (cloudcircuit.quota)
         ├── LedgerUnavailableError          backend unreachable or late: fail closed
+        ├── ReservationError                commit/release of an unknown or finished reservation
         └── PricingError                    a cost cannot be priced (unknown model)
 
 Every error carries a human message that says what was wrong and where.
@@ -52,6 +53,7 @@ __all__ = [
     "ProviderNotInstalledError",
     "QuotaError",
     "QuotaExceededError",
+    "ReservationError",
     "RestoreError",
     "SafetyLimitError",
     "SchemaError",
@@ -187,6 +189,18 @@ class BudgetExceededError(QuotaExceededError):
 
 class LedgerUnavailableError(QuotaError):
     """The quota ledger could not be reached in time (fail closed)."""
+
+
+class ReservationError(QuotaError):
+    """A commit or release names an unknown reservation, or one already released/denied.
+
+    ``state`` is what the ledger knows of it: ``unknown``, ``released``, ``denied``,
+    ``charged``, ``expired`` or ``committed``.
+    """
+
+    def __init__(self, message: str, *, state: str) -> None:
+        self.state = state
+        super().__init__(message)
 
 
 class PricingError(QuotaError, ValueError):

@@ -1,0 +1,164 @@
+"""``redis://``, ``rediss://`` and Redis Cluster (``redis+cluster://``) ledgers.
+
+Each operation is one Lua script, loaded once (SCRIPT LOAD on first use) and run with EVALSHA:
+one round trip covers every scope of the chain, and Redis runs the script atomically.
+
+Keys are ``<prefix>{<root>}:<kind>:<scope>``: the chain's root scope is the hash tag, so one
+hierarchy lives in one slot of a cluster and the script never crosses slots. With the default
+``global > project > user`` chain the root is ``global`` and the whole ledger is one slot:
+the global counter is read and written by every request anyway (a hot key by construction),
+so spreading the other keys would not remove the bottleneck and would cost the global limit
+its atomicity. To spread load over a cluster, root the chain at a level with many entities
+(``org > team > key``): each org then lands in its own slot. bench/bench_quota.py measures both.
+
+URL options (removed before the URL reaches redis-py): ``prefix`` (key prefix, default
+``cc:quota:``). The socket timeouts are the ledger timeout, and redis-py's own retries are off:
+a late or lost answer fails closed at once, and a retried request id is idempotent anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from cloudcircuit.errors import ConfigError, LedgerUnavailableError, QuotaError
+from cloudcircuit.quota.backends.base import Op
+
+try:
+    import redis
+    import redis.asyncio as aredis
+    from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - the redis extra is part of dev
+    raise ImportError(
+        "the Redis quota ledger needs redis-py: pip install 'cloudcircuit[redis]'"
+    ) from exc
+
+__all__ = ["DEFAULT_PREFIX", "SCRIPTS", "RedisBackend", "script_source"]
+
+DEFAULT_PREFIX = "cc:quota:"
+SCRIPTS = ("reserve", "commit", "release", "charge", "usage", "limit")
+
+
+def script_source(name: str) -> str:
+    """The full Lua source of one operation (shared prelude + its body)."""
+    folder = resources.files("cloudcircuit.quota.backends") / "lua"
+    common = (folder / "common.lua").read_text(encoding="utf-8")
+    return common + "\n" + (folder / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _split_url(url: str) -> tuple[str, bool, str]:
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    cluster = scheme.endswith("+cluster")
+    base = scheme.removesuffix("+cluster")
+    if base not in ("redis", "rediss"):
+        raise ConfigError(f"ledger url: expected redis://, rediss:// or redis+cluster://: {url!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = DEFAULT_PREFIX
+    rest = []
+    for key, value in query:
+        if key == "prefix":
+            prefix = value
+        else:
+            rest.append((key, value))
+    clean = urlunsplit((base, parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    return clean, cluster, prefix
+
+
+class RedisBackend:
+    """Redis or Redis Cluster ledger store (sync and asyncio clients, same scripts)."""
+
+    def __init__(self, url: str, *, timeout: float = 0.5) -> None:
+        self.url, self.cluster, self.prefix = _split_url(url)
+        self.name = "redis-cluster" if self.cluster else "redis"
+        self.timeout = timeout
+        self._sources = {name: script_source(name) for name in SCRIPTS}
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "decode_responses": True,
+        }
+        if self.cluster:
+            self.client: Any = RedisCluster.from_url(
+                self.url,
+                **options,
+                retry=Retry(NoBackoff(), 0),
+                require_full_coverage=False,
+            )
+        else:
+            self.client = redis.Redis.from_url(
+                self.url, **options, retry=Retry(NoBackoff(), 0), health_check_interval=0
+            )
+        self._scripts = {n: self.client.register_script(s) for n, s in self._sources.items()}
+        self._options = options
+        self._async: Any = None
+        self._async_scripts: dict[str, Any] = {}
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    def keys_and_args(self, op: Op) -> tuple[list[str], list[str | int]]:
+        """KEYS and ARGV of the script for ``op`` (all keys carry the chain's hash tag)."""
+        tagged = f"{self.prefix}{{{op.root}}}:"
+        keys = [tagged + "q:" + op.request, tagged + "exp", tagged + "lim"]
+        args: list[str | int] = [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms]
+        args.append(len(op.scopes))
+        for scope in op.scopes:
+            keys.append(tagged + "h:" + scope.key)
+            keys.append(tagged + "c:" + scope.key + ":" + scope.window)
+            args.extend([scope.key, scope.limit, scope.lo, scope.hi, scope.expire_ms])
+        return keys, args
+
+    def execute(self, op: Op) -> list[object]:
+        keys, args = self.keys_and_args(op)
+        try:
+            reply = self._scripts[op.kind](keys=keys, args=args)
+        except redis.ResponseError as exc:
+            if "NOSCRIPT" in str(exc) or "CLUSTERDOWN" in str(exc) or "LOADING" in str(exc):
+                raise LedgerUnavailableError(f"{self.name} ledger: {exc}") from exc
+            raise QuotaError(f"{self.name} ledger script {op.kind!r} failed: {exc}") from exc
+        except (redis.RedisError, OSError) as exc:
+            raise LedgerUnavailableError(
+                f"{self.name} ledger did not answer within {self.timeout:g}s: {exc}"
+            ) from exc
+        return list(reply)
+
+    def _async_client(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async_loop is not loop:
+            if self.cluster:
+                client: Any = aredis.RedisCluster.from_url(self.url, **self._options)
+            else:
+                client = aredis.Redis.from_url(
+                    self.url, **self._options, retry=Retry(NoBackoff(), 0)
+                )
+            self._async = client
+            self._async_loop = loop
+            self._async_scripts = {n: client.register_script(s) for n, s in self._sources.items()}
+        return self._async_scripts
+
+    async def aexecute(self, op: Op) -> list[object]:
+        keys, args = self.keys_and_args(op)
+        scripts = self._async_client()
+        try:
+            reply = await asyncio.wait_for(
+                scripts[op.kind](keys=keys, args=args), timeout=self.timeout * 2
+            )
+        except redis.ResponseError as exc:
+            raise QuotaError(f"{self.name} ledger script {op.kind!r} failed: {exc}") from exc
+        except (TimeoutError, redis.RedisError, OSError) as exc:
+            raise LedgerUnavailableError(
+                f"{self.name} ledger did not answer within {self.timeout:g}s: {exc}"
+            ) from exc
+        return list(reply)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def close(self) -> None:
+        self.client.close()

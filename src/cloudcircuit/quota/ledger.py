@@ -1,0 +1,428 @@
+"""The quota ledger: reserve, commit, release, charge and usage over a scope chain.
+
+Each call is planned once (an :class:`~cloudcircuit.quota.backends.base.Op` plus a function
+that reads the reply) and then run either synchronously or asynchronously: the two faces share
+every line of logic, only the transport differs (no duplicated sync/async trees).
+
+Fail closed: when the backend cannot answer within ``timeout``, a reservation is denied with
+reason ``ledger_unavailable`` unless every scope of the chain opted in to ``fail_open`` (then
+it passes, ``degraded``, holding nothing). Commits, releases and charges raise
+:class:`~cloudcircuit.errors.LedgerUnavailableError` instead (the caller retries with the same
+reservation or request id, which is idempotent, so nothing is charged twice or lost).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from cloudcircuit.errors import InputError, LedgerUnavailableError, ReservationError
+from cloudcircuit.quota.backends import Backend, Op, ScopeArgs, open_backend
+from cloudcircuit.quota.backends.base import KEEP_MIN_MS, OpKind
+from cloudcircuit.quota.model import (
+    Chain,
+    Hierarchy,
+    check_request_id,
+    from_units,
+    to_units,
+)
+from cloudcircuit.quota.results import (
+    Charge,
+    Commit,
+    Denial,
+    Release,
+    Reservation,
+    ScopeUsage,
+    decode_token,
+)
+
+__all__ = ["DEFAULT_URL", "Ledger", "LedgerObserver"]
+
+DEFAULT_URL = "sqlite:///.cloudcircuit/quota.db"
+T = TypeVar("T")
+
+
+class LedgerObserver(Protocol):
+    """Receives one event per ledger call (metrics.QuotaMetrics implements it)."""
+
+    def observe(self, kind: str, seconds: float, outcome: str) -> None: ...
+
+    def committed(self, levels: tuple[str, ...], amount: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Call(Generic[T]):
+    op: Op
+    done: Callable[[list[Any]], T]
+    failed: Callable[[LedgerUnavailableError], T] | None = None
+    levels: tuple[str, ...] = ()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Ledger:
+    """A hierarchical quota ledger on one backend (see the module docstring)."""
+
+    def __init__(
+        self,
+        backend: Backend | str = DEFAULT_URL,
+        hierarchy: Hierarchy | None = None,
+        *,
+        timeout: float = 0.5,
+        default_ttl: float = 60.0,
+        keep_seconds: float = 86_400.0,
+        clock: Callable[[], float] = time.time,
+        observer: LedgerObserver | None = None,
+    ) -> None:
+        if not timeout > 0:
+            raise InputError(f"timeout: must be greater than 0, got {timeout}")
+        self.backend: Backend = (
+            open_backend(backend, timeout=timeout) if isinstance(backend, str) else backend
+        )
+        self.hierarchy = hierarchy or Hierarchy()
+        self.timeout = timeout
+        self.default_ttl = self._check_ttl(default_ttl, "default_ttl")
+        self.keep_ms = max(KEEP_MIN_MS, int(keep_seconds * 1000))
+        self.clock = clock
+        self.observer = observer
+
+    # ----------------------------------------------------------------- planning helpers
+    @staticmethod
+    def _check_ttl(ttl: float, field: str = "ttl") -> float:
+        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl <= 86_400:
+            raise InputError(f"{field}: must be between 0 and 86400 seconds, got {ttl!r}")
+        return float(ttl)
+
+    def chain(self, scope: Mapping[str, str | None]) -> Chain:
+        """Resolve a scope mapping (``{"project": "p1", "user": "u1"}``) into its chain."""
+        return self.hierarchy.resolve(scope)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _op(self, kind: OpKind, chain: Chain, request: str, now_ms: int, **extra: int) -> Op:
+        scopes = []
+        for scope in chain.scopes:
+            lo, hi, expire = scope.window.span(now_ms)
+            limit = -1 if scope.limit is None else scope.limit
+            scopes.append(ScopeArgs(scope.key, scope.window.code, lo, hi, expire, limit))
+        return Op(
+            kind=kind,
+            root=chain.root,
+            request=request,
+            now_ms=now_ms,
+            scopes=tuple(scopes),
+            keep_ms=self.keep_ms,
+            **extra,
+        )
+
+    @staticmethod
+    def _request_key(chain: Chain, request_id: str) -> str:
+        return f"{chain.leaf.key}|{request_id}"
+
+    # ------------------------------------------------------------------------- plans
+    def _plan_reserve(
+        self,
+        scope: Mapping[str, str | None],
+        estimate: float,
+        request_id: str | None,
+        ttl: float | None,
+    ) -> _Call[Reservation]:
+        chain = self.chain(scope)
+        amount = to_units(estimate, "estimate")
+        rid = check_request_id(request_id) if request_id is not None else uuid.uuid4().hex
+        ttl_ms = int(self._check_ttl(ttl if ttl is not None else self.default_ttl) * 1000)
+        op = self._op(
+            "reserve", chain, self._request_key(chain, rid), self._now_ms(),
+            amount=amount, ttl_ms=ttl_ms,
+        )  # fmt: skip
+
+        def done(reply: list[Any]) -> Reservation:
+            if _text(reply[0]) == "reserved":
+                return Reservation(
+                    request_id=rid,
+                    entities=chain.entities,
+                    amount=from_units(int(reply[1])),
+                    allowed=True,
+                    expires_at=int(reply[2]) / 1000,
+                    replayed=bool(int(reply[3])),
+                )
+            index, limit, committed, held, asked = (int(v) for v in reply[1:6])
+            refused = chain.scopes[index - 1]
+            message = (
+                f"quota exceeded at {refused.level} {refused.key}: committed "
+                f"{from_units(committed):.6g} + held {from_units(held):.6g} + requested "
+                f"{from_units(asked):.6g} > limit {from_units(limit):.6g}"
+            )
+            return Reservation(
+                request_id=rid,
+                entities=chain.entities,
+                amount=from_units(asked),
+                allowed=False,
+                replayed=bool(int(reply[6])),
+                denial=Denial(
+                    reason="limit",
+                    message=message,
+                    scope=refused.key,
+                    level=refused.level,
+                    entity=refused.entity,
+                    limit=from_units(limit),
+                    committed=from_units(committed),
+                    held=from_units(held),
+                    requested=from_units(asked),
+                ),
+            )
+
+        def failed(exc: LedgerUnavailableError) -> Reservation:
+            if chain.fail_open:
+                return Reservation(
+                    request_id=rid,
+                    entities=chain.entities,
+                    amount=from_units(amount),
+                    allowed=True,
+                    degraded=True,
+                )
+            return Reservation(
+                request_id=rid,
+                entities=chain.entities,
+                amount=from_units(amount),
+                allowed=False,
+                denial=Denial(
+                    reason="ledger_unavailable",
+                    message=f"denied (fail closed): {exc}",
+                    requested=from_units(amount),
+                ),
+            )
+
+        return _Call(op, done, failed, tuple(s.level for s in chain.scopes))
+
+    def _resolve_reservation(self, reservation: Reservation | str) -> tuple[str, Chain]:
+        if isinstance(reservation, Reservation):
+            if not reservation.allowed:
+                raise ReservationError(
+                    f"reservation {reservation.request_id!r} was denied: nothing to commit",
+                    state="denied",
+                )
+            return reservation.request_id, self.chain(dict(reservation.entities))
+        request_id, entities = decode_token(reservation)
+        return check_request_id(request_id), self.chain(entities)
+
+    def _plan_commit(self, reservation: Reservation | str, actual: float | None) -> _Call[Commit]:
+        rid, chain = self._resolve_reservation(reservation)
+        if actual is None:
+            if not isinstance(reservation, Reservation):
+                raise InputError("actual: is required when committing by reservation id")
+            actual = reservation.amount
+        amount = to_units(actual, "actual")
+        degraded = isinstance(reservation, Reservation) and reservation.degraded
+        kind: OpKind = "charge" if degraded else "commit"
+        op = self._op(kind, chain, self._request_key(chain, rid), self._now_ms(), amount=amount)
+
+        def done(reply: list[Any]) -> Commit:
+            state = _text(reply[0])
+            if state == "charged":
+                return Commit(rid, from_units(int(reply[1])), True, bool(int(reply[2])))
+            if state != "committed":
+                raise ReservationError(
+                    f"cannot commit reservation {rid!r} of {chain.leaf.key}: it is {state}",
+                    state=state,
+                )
+            return Commit(rid, from_units(int(reply[1])), bool(int(reply[2])), bool(int(reply[3])))
+
+        return _Call(op, done, None, tuple(s.level for s in chain.scopes))
+
+    def _plan_release(self, reservation: Reservation | str) -> _Call[Release]:
+        rid, chain = self._resolve_reservation(reservation)
+        op = self._op("release", chain, self._request_key(chain, rid), self._now_ms())
+
+        def done(reply: list[Any]) -> Release:
+            state = _text(reply[0])
+            if state == "released":
+                return Release(rid, "released", bool(int(reply[1])))
+            if state == "expired":
+                return Release(rid, "expired", False)
+            raise ReservationError(
+                f"cannot release reservation {rid!r} of {chain.leaf.key}: it is {state}",
+                state=state,
+            )
+
+        return _Call(op, done)
+
+    def _plan_charge(
+        self, scope: Mapping[str, str | None], amount: float, request_id: str | None
+    ) -> _Call[Charge]:
+        chain = self.chain(scope)
+        units = to_units(amount, "amount")
+        rid = check_request_id(request_id) if request_id is not None else uuid.uuid4().hex
+        op = self._op("charge", chain, self._request_key(chain, rid), self._now_ms(), amount=units)
+
+        def done(reply: list[Any]) -> Charge:
+            state = _text(reply[0])
+            if state != "charged":
+                raise ReservationError(
+                    f"request id {rid!r} of {chain.leaf.key} was already used for a "
+                    f"reservation ({state}); use a new request id to charge",
+                    state=state,
+                )
+            flags = _text(reply[3])
+            over = tuple(s.key for s, f in zip(chain.scopes, flags, strict=False) if f == "1")
+            return Charge(rid, from_units(int(reply[1])), over, bool(int(reply[2])))
+
+        return _Call(op, done, None, tuple(s.level for s in chain.scopes))
+
+    def _plan_usage(self, scope: Mapping[str, str | None]) -> _Call[list[ScopeUsage]]:
+        chain = self.chain(scope)
+        op = self._op("usage", chain, "", self._now_ms())
+
+        def done(reply: list[Any]) -> list[ScopeUsage]:
+            values = [int(v) for v in reply[1:]]
+            result = []
+            for i, s in enumerate(chain.scopes):
+                committed, held, limit = values[3 * i : 3 * i + 3]
+                result.append(
+                    ScopeUsage(
+                        scope=s.key,
+                        level=s.level,
+                        entity=s.entity,
+                        window=s.window.code,
+                        committed=from_units(committed),
+                        held=from_units(held),
+                        limit=None if limit < 0 else from_units(limit),
+                    )
+                )
+            return result
+
+        return _Call(op, done)
+
+    def _plan_limit(
+        self, scope: Mapping[str, str | None], limit: float | None, clear: bool
+    ) -> _Call[None]:
+        chain = self.chain(scope)
+        value = -2 if clear else (-1 if limit is None else to_units(limit, "limit"))
+        leaf = chain.leaf
+        lo, hi, expire = leaf.window.span(self._now_ms())
+        op = Op(
+            kind="limit",
+            root=chain.root,
+            request="",
+            now_ms=self._now_ms(),
+            scopes=(ScopeArgs(leaf.key, leaf.window.code, lo, hi, expire, value),),
+        )
+        return _Call(op, lambda reply: None)
+
+    # ------------------------------------------------------------------------ running
+    def _finish(self, call: _Call[T], start: float, reply: list[Any]) -> T:
+        result = call.done(reply)
+        if self.observer is not None:
+            outcome = _text(reply[0])
+            self.observer.observe(call.op.kind, time.perf_counter() - start, outcome)
+            if isinstance(result, Commit | Charge) and not result.replayed:
+                amount = result.actual if isinstance(result, Commit) else result.amount
+                self.observer.committed(call.levels, amount)
+        return result
+
+    def _fail(self, call: _Call[T], start: float, exc: LedgerUnavailableError) -> T:
+        if self.observer is not None:
+            self.observer.observe(call.op.kind, time.perf_counter() - start, "unavailable")
+        if call.failed is None:
+            raise exc
+        return call.failed(exc)
+
+    def _run(self, call: _Call[T]) -> T:
+        start = time.perf_counter()
+        try:
+            reply = self.backend.execute(call.op)
+        except LedgerUnavailableError as exc:
+            return self._fail(call, start, exc)
+        return self._finish(call, start, reply)
+
+    async def _arun(self, call: _Call[T]) -> T:
+        start = time.perf_counter()
+        try:
+            reply = await self.backend.aexecute(call.op)
+        except LedgerUnavailableError as exc:
+            return self._fail(call, start, exc)
+        return self._finish(call, start, reply)
+
+    # --------------------------------------------------------------------- public API
+    def reserve(
+        self,
+        scope: Mapping[str, str | None],
+        estimate: float,
+        *,
+        request_id: str | None = None,
+        ttl: float | None = None,
+    ) -> Reservation:
+        """Hold ``estimate`` on every scope of the chain, or say which scope refused."""
+        return self._run(self._plan_reserve(scope, estimate, request_id, ttl))
+
+    async def areserve(
+        self,
+        scope: Mapping[str, str | None],
+        estimate: float,
+        *,
+        request_id: str | None = None,
+        ttl: float | None = None,
+    ) -> Reservation:
+        """Async :meth:`reserve`."""
+        return await self._arun(self._plan_reserve(scope, estimate, request_id, ttl))
+
+    def commit(self, reservation: Reservation | str, actual: float | None = None) -> Commit:
+        """Charge ``actual`` (default: the estimate) and give the hold back, at once."""
+        return self._run(self._plan_commit(reservation, actual))
+
+    async def acommit(self, reservation: Reservation | str, actual: float | None = None) -> Commit:
+        """Async :meth:`commit`."""
+        return await self._arun(self._plan_commit(reservation, actual))
+
+    def release(self, reservation: Reservation | str) -> Release:
+        """Give a hold back without charging (the call failed or was cancelled)."""
+        return self._run(self._plan_release(reservation))
+
+    async def arelease(self, reservation: Reservation | str) -> Release:
+        """Async :meth:`release`."""
+        return await self._arun(self._plan_release(reservation))
+
+    def charge(
+        self, scope: Mapping[str, str | None], amount: float, *, request_id: str | None = None
+    ) -> Charge:
+        """Record spend that already happened (no reservation); reports scopes left over."""
+        return self._run(self._plan_charge(scope, amount, request_id))
+
+    async def acharge(
+        self, scope: Mapping[str, str | None], amount: float, *, request_id: str | None = None
+    ) -> Charge:
+        """Async :meth:`charge`."""
+        return await self._arun(self._plan_charge(scope, amount, request_id))
+
+    def usage(self, scope: Mapping[str, str | None]) -> list[ScopeUsage]:
+        """Committed, held and limit of every scope of the chain, in one round trip."""
+        return self._run(self._plan_usage(scope))
+
+    async def ausage(self, scope: Mapping[str, str | None]) -> list[ScopeUsage]:
+        """Async :meth:`usage`."""
+        return await self._arun(self._plan_usage(scope))
+
+    def set_limit(
+        self, scope: Mapping[str, str | None], limit: float | None, *, clear: bool = False
+    ) -> None:
+        """Store a limit for the chain's deepest scope (None: unlimited; clear: use config)."""
+        self._run(self._plan_limit(scope, limit, clear))
+
+    async def aset_limit(
+        self, scope: Mapping[str, str | None], limit: float | None, *, clear: bool = False
+    ) -> None:
+        """Async :meth:`set_limit`."""
+        await self._arun(self._plan_limit(scope, limit, clear))
+
+    def healthy(self) -> bool:
+        """True when the backend answers."""
+        return self.backend.ping()
+
+    def close(self) -> None:
+        self.backend.close()
