@@ -1,0 +1,657 @@
+"""The HTML report of a scan: one self-contained file, readable offline, no script, no CDN.
+
+Per judged scope it draws two inline SVG charts, generated here:
+
+- **spend per bucket**: the series, the budget pro-rated per bucket (dashed), buckets still
+  settling shaded and drawn hollow on a dashed segment, and the buckets the anomaly rule flags
+  (ringed, with the numbers in a ``<title>`` tooltip);
+- **period to date** (when the period spans several buckets): cumulative spend against the
+  budget and its warning level, and the forecast to the period's end as a dashed line.
+
+Then the decisions with their evidence, the enforcement plan (and what could not run), errors
+and what reading cost. Colors follow the Okabe-Ito palette (distinguishable with the common
+color-vision deficiencies) and every mark is also told apart by shape or dash, not color alone.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cloudcircuit.spend import bucket_range, scope_key
+
+if TYPE_CHECKING:
+    from cloudcircuit.decision import Decision
+    from cloudcircuit.scan import ScanResult, ScopeResult
+
+__all__ = ["CSS", "render_report", "svg_line_chart", "write_report"]
+
+BLUE = "#0072B2"
+ORANGE = "#E69F00"
+VERMILION = "#D55E00"
+GREEN = "#009E73"
+INK = "#1f2328"
+MUTED = "#57606a"
+GRID = "#d8dee4"
+
+CSS = """
+:root { color-scheme: light; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
+  margin: 0; background: #f6f8fa; }
+header { background: #1f2328; color: #fff; padding: 18px 28px; }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 0; color: #d0d7de; }
+main { padding: 20px 28px 40px; max-width: 1180px; }
+section { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 16px 20px;
+  margin: 0 0 18px; }
+h2 { font-size: 18px; margin: 0 0 10px; }
+h3 { font-size: 16px; margin: 0 0 6px; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; }
+th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #eaeef2;
+  vertical-align: top; }
+th { background: #f6f8fa; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; padding: 1px 9px; border-radius: 999px; font-weight: 700;
+  font-size: 13px; border: 1px solid; }
+.allow { background: #dafbe1; color: #0a5c2b; border-color: #4ac26b; }
+.throttle { background: #fff8c5; color: #6f4400; border-color: #d4a72c; }
+.block { background: #ffebe9; color: #a40e26; border-color: #ff8182; }
+.cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 0 0 18px; }
+.card { background: #fff; border: 1px solid #d0d7de; border-radius: 8px; padding: 10px 16px;
+  min-width: 130px; }
+.card b { display: block; font-size: 24px; }
+.charts { display: flex; gap: 16px; flex-wrap: wrap; }
+.chart { flex: 1 1 520px; min-width: 0; max-width: 760px; }
+.chart svg { width: 100%; height: auto; display: block; }
+.muted { color: #57606a; }
+.scope-head { display: flex; gap: 10px; align-items: baseline; flex-wrap: wrap; }
+ul.evidence { margin: 4px 0 0; padding-left: 18px; }
+details summary { cursor: pointer; color: #0969da; }
+code { font-size: 13px; }
+"""
+
+
+# -- numbers and axes ---------------------------------------------------------------------
+
+
+def _nice_step(span: float, ticks: int = 5) -> float:
+    """A 1-2-5 step giving about ``ticks`` intervals over ``span``."""
+    if span <= 0 or not math.isfinite(span):
+        return 1.0
+    raw = span / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for mult in (1, 2, 2.5, 5, 10):
+        if raw <= mult * magnitude:
+            return float(mult * magnitude)
+    return float(10 * magnitude)
+
+
+def _money(value: float) -> str:
+    if abs(value) >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    if abs(value) >= 1000:
+        return f"{value / 1000:,.1f}k"
+    if abs(value) >= 10 or value == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+@dataclass(slots=True)
+class Line:
+    """One drawn series: points, style, and the legend label."""
+
+    label: str
+    points: Sequence[tuple[datetime, float]]
+    color: str = BLUE
+    dash: str | None = None
+    width: float = 2.0
+    #: points drawn hollow (still settling); their segments are dashed
+    hollow: Sequence[bool] = ()
+    markers: bool = False
+    #: tooltip per point
+    titles: Sequence[str] = ()
+
+
+@dataclass(slots=True)
+class Mark:
+    """A point to call out (an anomaly): ringed, with a tooltip."""
+
+    at: datetime
+    value: float
+    title: str
+    color: str = VERMILION
+
+
+@dataclass(slots=True)
+class Chart:
+    title: str
+    x_min: datetime
+    x_max: datetime
+    lines: list[Line] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    #: shaded x ranges (incomplete buckets) with a legend label
+    shade: tuple[datetime, datetime] | None = None
+    shade_label: str = "still settling (incomplete)"
+    currency: str = "USD"
+    width: int = 760
+    height: int = 300
+
+
+def _date_ticks(lo: datetime, hi: datetime, max_ticks: int = 8) -> list[datetime]:
+    span_days = max((hi - lo).total_seconds() / 86400.0, 1e-9)
+    for step in (1, 2, 3, 7, 14, 30, 61, 91, 182, 365):
+        if span_days / step <= max_ticks:
+            break
+    if span_days < 2:
+        hours = max(1, math.ceil(span_days * 24 / max_ticks))
+        first = lo.replace(minute=0, second=0, microsecond=0)
+        out = []
+        t = first
+        while t <= hi:
+            if t >= lo:
+                out.append(t)
+            t += timedelta(hours=hours)
+        return out
+    first = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+    if first < lo:
+        first += timedelta(days=1)
+    if step >= 30:
+        out = []
+        t = first.replace(day=1)
+        while t <= hi:
+            if t >= lo:
+                out.append(t)
+            t = (t.replace(day=28) + timedelta(days=4)).replace(day=1)
+        return out
+    return [first + timedelta(days=d) for d in range(0, int(span_days) + 1, step)]
+
+
+def svg_line_chart(chart: Chart) -> str:
+    """An accessible inline SVG line chart (axes, ticks, dates, legend, tooltips)."""
+    left, right, bottom = 64, 18, 44
+    w = chart.width
+    top = 22 + 18 * len(_legend_rows(chart, left, w))
+    h = chart.height + top - 40
+    pw, ph = w - left - right, h - top - bottom
+    values = [v for line in chart.lines for _, v in line.points] + [m.value for m in chart.marks]
+    y_max = max([0.0, *[v for v in values if math.isfinite(v)]])
+    y_min = min([0.0, *[v for v in values if math.isfinite(v)]])
+    step = _nice_step(y_max - y_min or 1.0)
+    y_top = math.ceil(y_max / step) * step if y_max > 0 else step
+    y_bot = math.floor(y_min / step) * step
+    x0, x1 = chart.x_min, chart.x_max
+    span = max((x1 - x0).total_seconds(), 1.0)
+
+    def px(t: datetime) -> float:
+        return left + pw * (t - x0).total_seconds() / span
+
+    def py(v: float) -> float:
+        return top + ph * (1 - (v - y_bot) / (y_top - y_bot))
+
+    out: list[str] = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
+        f'aria-label="{_esc(chart.title)}" class="cc-chart">',
+        f"<title>{_esc(chart.title)}</title>",
+        f'<rect x="0" y="0" width="{w}" height="{h}" fill="#ffffff"/>',
+    ]
+    if chart.shade is not None:
+        s0, s1 = max(chart.shade[0], x0), min(chart.shade[1], x1)
+        if s1 > s0:
+            out.append(
+                f'<rect class="incomplete" x="{px(s0):.1f}" y="{top}" '
+                f'width="{px(s1) - px(s0):.1f}" height="{ph}" fill="#eaeef2">'
+                f"<title>{_esc(chart.shade_label)}</title></rect>"
+            )
+    # y grid and labels
+    v = y_bot
+    while v <= y_top + step / 2:
+        y = py(v)
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}" '
+            f'stroke-width="1"/>'
+        )
+        out.append(
+            f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
+            f'fill="{MUTED}">{_esc(_money(v))}</text>'
+        )
+        v += step
+    out.append(
+        f'<text x="14" y="{top + ph / 2:.1f}" font-size="12" fill="{MUTED}" '
+        f'transform="rotate(-90 14 {top + ph / 2:.1f})" text-anchor="middle">'
+        f"{_esc(chart.currency)}</text>"
+    )
+    # x axis, ticks and dates
+    out.append(
+        f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="{INK}" '
+        f'stroke-width="1"/>'
+    )
+    hourly = (x1 - x0) < timedelta(days=2)
+    for tick in _date_ticks(x0, x1):
+        x = px(tick)
+        label = tick.strftime("%H:%M") if hourly else tick.strftime("%b %d")
+        out.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top + ph}" y2="{top + ph + 5}" stroke="{INK}"/>'
+        )
+        out.append(
+            f'<text x="{x:.1f}" y="{top + ph + 19}" text-anchor="middle" font-size="12" '
+            f'fill="{MUTED}">{_esc(label)}</text>'
+        )
+    # lines
+    for line in chart.lines:
+        out.extend(_draw_line(line, px, py))
+    for mark in chart.marks:
+        x, y = px(mark.at), py(mark.value)
+        out.append(
+            f'<g class="anomaly"><circle cx="{x:.1f}" cy="{y:.1f}" r="7" fill="none" '
+            f'stroke="{mark.color}" stroke-width="2.5"/>'
+            f'<path d="M{x - 4:.1f} {y - 12:.1f} L{x + 4:.1f} {y - 12:.1f} L{x:.1f} {y - 7:.1f} Z"'
+            f' fill="{mark.color}"/><title>{_esc(mark.title)}</title></g>'
+        )
+    out.append(_legend(chart, left, w))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _draw_line(line: Line, px: Any, py: Any) -> list[str]:
+    pts = [(px(t), py(v), i) for i, (t, v) in enumerate(line.points) if math.isfinite(v)]
+    if not pts:
+        return []
+    hollow = list(line.hollow) + [False] * (len(line.points) - len(line.hollow))
+    out: list[str] = []
+    solid = [p for p in pts if not hollow[p[2]]]
+    label = _esc(line.label)
+    dash = f' stroke-dasharray="{line.dash}"' if line.dash else ""
+    if solid:
+        d = "M" + " L".join(f"{x:.1f} {y:.1f}" for x, y, _ in solid)
+        out.append(
+            f'<path class="series" d="{d}" fill="none" stroke="{line.color}" '
+            f'stroke-width="{line.width}"{dash} stroke-linejoin="round">'
+            f"<title>{label}</title></path>"
+        )
+    pending = [p for p in pts if hollow[p[2]]]
+    if pending:
+        chain = ([solid[-1]] if solid and solid[-1][2] < pending[0][2] else []) + pending
+        d = "M" + " L".join(f"{x:.1f} {y:.1f}" for x, y, _ in chain)
+        out.append(
+            f'<path class="series incomplete-line" d="{d}" fill="none" stroke="{line.color}" '
+            f'stroke-width="{line.width}" stroke-dasharray="5 4"><title>{label} '
+            f"(incomplete)</title></path>"
+        )
+    if line.markers:
+        titles = list(line.titles) + [""] * (len(line.points) - len(line.titles))
+        for x, y, i in pts:
+            fill = "#ffffff" if hollow[i] else line.color
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{fill}" stroke="{line.color}" '
+                f'stroke-width="1.5"><title>{_esc(titles[i])}</title></circle>'
+            )
+    return out
+
+
+def _legend_entries(chart: Chart) -> list[tuple[str, str, str | None, str]]:
+    entries: list[tuple[str, str, str | None, str]] = [
+        (line.label, line.color, line.dash, "line") for line in chart.lines
+    ]
+    if chart.marks:
+        entries.append(("anomaly flagged", chart.marks[0].color, None, "ring"))
+    if chart.shade is not None:
+        entries.append((chart.shade_label, "#eaeef2", None, "box"))
+    return entries
+
+
+def _legend_rows(chart: Chart, left: int, width: int) -> list[list[tuple[float, int]]]:
+    """Positions (x, entry index) per legend row, wrapping at the chart's width."""
+    rows: list[list[tuple[float, int]]] = [[]]
+    x = float(left)
+    for i, (label, *_rest) in enumerate(_legend_entries(chart)):
+        size = 34 + 6.4 * len(label)
+        if rows[-1] and x + size > width - 8:
+            rows.append([])
+            x = float(left)
+        rows[-1].append((x, i))
+        x += size + 10
+    return rows
+
+
+def _legend(chart: Chart, left: int, width: int) -> str:
+    entries = _legend_entries(chart)
+    items: list[str] = []
+    for row_no, row in enumerate(_legend_rows(chart, left, width)):
+        y = 14 + 18 * row_no
+        for x, i in row:
+            label, color, dash, kind = entries[i]
+            if kind == "line":
+                dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+                items.append(
+                    f'<line x1="{x:.0f}" x2="{x + 22:.0f}" y1="{y}" y2="{y}" stroke="{color}" '
+                    f'stroke-width="2.5"{dash_attr}/>'
+                )
+            elif kind == "ring":
+                items.append(
+                    f'<circle cx="{x + 11:.0f}" cy="{y}" r="6" fill="none" stroke="{color}" '
+                    f'stroke-width="2.5"/>'
+                )
+            else:
+                items.append(
+                    f'<rect x="{x:.0f}" y="{y - 6}" width="22" height="12" fill="{color}" '
+                    f'stroke="#afb8c1"/>'
+                )
+            items.append(
+                f'<text x="{x + 28:.0f}" y="{y + 4}" font-size="12" fill="{INK}">'
+                f"{_esc(label)}</text>"
+            )
+    return f'<g class="legend">{"".join(items)}</g>'
+
+
+# -- the page -----------------------------------------------------------------------------
+
+
+def _badge(action: str) -> str:
+    return f'<span class="badge {_esc(action)}">{_esc(action)}</span>'
+
+
+def _scope_label(scope: Any) -> str:
+    return scope_key(scope) if scope else "all spend"
+
+
+def _spend_chart(sr: ScopeResult) -> str:
+    s = sr.series
+    gran = s.granularity
+    points = list(zip(s.starts, (float(a) for a in s.amounts), strict=True))
+    hollow = [not bool(c) for c in s.complete]
+    n_period = len(bucket_range(sr.period_start, sr.period_end, gran))
+    per_bucket = sr.amount / max(n_period, 1)
+    end = gran.next(s.starts[-1])
+    titles = [
+        f"{t:%Y-%m-%d %H:%M} UTC: {v:,.2f} {s.currency}{'' if c else ' (incomplete)'}"
+        for (t, v), c in zip(points, s.complete, strict=True)
+    ]
+    first_incomplete = next((i for i, c in enumerate(s.complete) if not c), None)
+    shade = (s.starts[first_incomplete], end) if first_incomplete is not None else None
+    flagged = set(sr.anomalies)
+    marks = [
+        Mark(
+            at=s.starts[i],
+            value=float(s.amounts[i]),
+            title=f"anomaly {s.starts[i]:%Y-%m-%d}: {float(s.amounts[i]):,.2f} {s.currency}",
+        )
+        for i in sorted(flagged)
+    ]
+    budget_label = (
+        f"budget per {gran.value} ({_money(sr.amount)}/{sr.period} pro-rated)"
+        if n_period > 1
+        else f"budget ({_money(sr.amount)}/{sr.period})"
+    )
+    chart = Chart(
+        title=f"{sr.budget}: spend per {gran.value}, {_scope_label(sr.scope)}",
+        x_min=s.starts[0],
+        x_max=s.starts[-1],
+        currency=s.currency,
+        shade=shade,
+        lines=[
+            Line(
+                f"spend per {gran.value}",
+                points,
+                BLUE,
+                hollow=hollow,
+                markers=True,
+                titles=titles,
+            ),
+            Line(
+                budget_label,
+                [(s.starts[0], per_bucket), (s.starts[-1], per_bucket)],
+                INK,
+                dash="8 5",
+                width=1.5,
+            ),
+        ],
+        marks=marks,
+    )
+    return svg_line_chart(chart)
+
+
+def _period_chart(sr: ScopeResult) -> str | None:
+    s = sr.series
+    gran = s.granularity
+    starts = bucket_range(sr.period_start, sr.period_end, gran)
+    if len(starts) < 2:
+        return None
+    idx = [i for i, t in enumerate(s.starts) if sr.period_start <= t < sr.period_end]
+    if not idx:
+        return None
+    running = 0.0
+    cum: list[tuple[datetime, float]] = [(sr.period_start, 0.0)]
+    hollow = [False]
+    for i in idx:
+        running += float(s.amounts[i])
+        cum.append((gran.next(s.starts[i]), running))
+        hollow.append(not bool(s.complete[i]))
+    lines = [
+        Line(
+            "spend to date (cumulative)",
+            cum,
+            BLUE,
+            hollow=hollow,
+            markers=True,
+            titles=[
+                "period start",
+                *[f"{t:%Y-%m-%d}: {v:,.2f} {s.currency} to date" for t, v in cum[1:]],
+            ],
+        ),
+        Line(
+            f"budget {_money(sr.amount)}",
+            [(sr.period_start, sr.amount), (sr.period_end, sr.amount)],
+            VERMILION,
+            width=1.5,
+        ),
+        Line(
+            f"warning {sr.warning_ratio:.0%}",
+            [
+                (sr.period_start, sr.amount * sr.warning_ratio),
+                (sr.period_end, sr.amount * sr.warning_ratio),
+            ],
+            ORANGE,
+            dash="2 4",
+            width=1.5,
+        ),
+    ]
+    if sr.forecast is not None:
+        complete = [p for p, h in zip(cum, hollow, strict=True) if not h]
+        anchor = complete[-1] if complete else cum[0]
+        lines.append(
+            Line(
+                f"forecast {_money(sr.forecast)}",
+                [anchor, (sr.period_end, sr.forecast)],
+                GREEN,
+                dash="7 5",
+                markers=True,
+                titles=["forecast from here", f"projected {sr.period} total {sr.forecast:,.2f}"],
+            )
+        )
+    first_incomplete = next((k for k, h in enumerate(hollow) if h), None)
+    shade = None
+    if first_incomplete is not None:
+        shade = (cum[first_incomplete - 1][0], cum[-1][0])
+    chart = Chart(
+        title=f"{sr.budget}: {sr.period} to date vs budget, {_scope_label(sr.scope)}",
+        x_min=sr.period_start,
+        x_max=sr.period_end,
+        lines=lines,
+        currency=s.currency,
+        shade=shade,
+    )
+    return svg_line_chart(chart)
+
+
+def _evidence_items(decision: Decision) -> str:
+    fired = decision.fired
+    if not fired:
+        return '<span class="muted">all guardrails healthy</span>'
+    items = "".join(
+        f"<li><b>{_esc(e.rule)}</b> &rarr; {_badge(e.action)} {_esc(e.detail or '')}</li>"
+        for e in fired
+    )
+    return f'<ul class="evidence">{items}</ul>'
+
+
+def _evidence_table(decision: Decision) -> str:
+    rows = "".join(
+        "<tr>"
+        f"<td>{_esc(e.rule)}</td><td>{'yes' if e.fired else 'no'}</td>"
+        f"<td>{_badge(e.action) if e.fired else ''}</td>"
+        f'<td class="num">{e.observed:,.2f}</td><td class="num">{e.threshold:,.2f}</td>'
+        f'<td class="num">{"" if e.expected is None else f"{e.expected:,.2f}"}</td>'
+        f"<td>{_esc(e.detail)}</td></tr>"
+        for e in decision.evidence
+    )
+    return (
+        "<details><summary>all evidence</summary><table><thead><tr><th>rule</th><th>fired</th>"
+        "<th>asks</th><th>observed</th><th>threshold</th><th>expected</th><th>detail</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table></details>"
+    )
+
+
+def _decisions(result: ScanResult) -> str:
+    rows = "".join(
+        f"<tr><td>{_esc(d.budget)}</td><td><code>{_esc(_scope_label(d.scope))}</code></td>"
+        f"<td>{_badge(d.action)}</td><td>{_evidence_items(d)}{_evidence_table(d)}</td></tr>"
+        for d in result.decisions
+    )
+    return (
+        '<section id="decisions"><h2>Decisions</h2><table><thead><tr><th>budget</th>'
+        "<th>scope</th><th>action</th><th>evidence</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _plan(result: ScanResult) -> str:
+    mode = "dry-run: nothing was changed" if result.dry_run else "enforced"
+    status = (
+        {id(a): o.status for a, o in zip(result.plan.actions, result.outcomes, strict=False)}
+        if result.plan
+        else {}
+    )
+    rows = ""
+    if result.plan is not None:
+        for a in result.plan.actions:
+            r = a.resource
+            rows += (
+                f"<tr><td>{_esc(a.budget)}</td><td>{_esc(a.action)}</td><td>{_esc(r.type)}</td>"
+                f"<td><code>{_esc(r.id)}</code>{'' if not r.name else ' ' + _esc(r.name)}</td>"
+                f"<td>{_esc(r.region or '')}</td><td>{_esc(r.account or '')}</td>"
+                f"<td>{_esc(status.get(id(a), 'planned'))}</td></tr>"
+            )
+    body = (
+        "<table><thead><tr><th>budget</th><th>action</th><th>type</th><th>resource</th>"
+        f"<th>region</th><th>account</th><th>status</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="muted">No resource to act on.</p>'
+    )
+    pending = ""
+    if result.pending:
+        prow = "".join(
+            f"<tr><td>{_esc(p.budget)}</td><td>{_badge(p.decision)}</td><td>{_esc(p.action)}</td>"
+            f"<td>{_esc(p.provider)}</td><td>{_esc(p.reason)}"
+            f"{'' if not p.install else f' (<code>pip install {_esc(p.install)}</code>)'}</td></tr>"
+            for p in result.pending
+        )
+        pending = (
+            "<h3>Not executable here</h3><table><thead><tr><th>budget</th><th>decision</th>"
+            f"<th>action</th><th>provider</th><th>why</th></tr></thead><tbody>{prow}</tbody></table>"
+        )
+    protected = ""
+    if result.plan is not None and result.plan.protected:
+        names = ", ".join(f"{r.type} {r.id}" for r in result.plan.protected)
+        protected = f'<p class="muted">Protected (never touched): {_esc(names)}</p>'
+    return (
+        f'<section id="plan"><h2>Enforcement plan <span class="muted">({mode})</span></h2>'
+        f"{body}{protected}{pending}</section>"
+    )
+
+
+def _errors(result: ScanResult) -> str:
+    if not result.errors:
+        return ""
+    items = "".join(f"<li><b>{_esc(e.kind)}</b>: {_esc(e.message)}</li>" for e in result.errors)
+    return f'<section id="errors"><h2>Problems during the scan</h2><ul>{items}</ul></section>'
+
+
+def _sources(result: ScanResult) -> str:
+    if not result.source_stats:
+        return ""
+    rows = "".join(
+        f'<tr><td>{_esc(s.source)}</td><td class="num">{s.requests}</td>'
+        f'<td class="num">{s.api_cost_usd:,.2f}</td><td class="num">{s.rows_read:,}</td>'
+        f'<td class="num">{s.bytes_processed:,}</td>'
+        f"<td>{_esc(s.freshness.isoformat() if s.freshness else '')}</td></tr>"
+        for s in result.source_stats
+    )
+    return (
+        '<section id="sources"><h2>Sources read</h2><table><thead><tr><th>source</th>'
+        "<th>requests</th><th>API cost (USD)</th><th>rows</th><th>bytes</th><th>newest data</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _scope_section(sr: ScopeResult) -> str:
+    charts = [_spend_chart(sr)]
+    period = _period_chart(sr)
+    if period is not None:
+        charts.append(period)
+    forecast = "" if sr.forecast is None else f", forecast {sr.forecast:,.2f}"
+    return (
+        f'<section class="scope"><div class="scope-head"><h3>{_esc(sr.budget)}</h3>'
+        f"{_badge(sr.decision.action)}<code>{_esc(_scope_label(sr.scope))}</code></div>"
+        f'<p class="muted">{_esc(sr.period)} budget {sr.amount:,.2f} {_esc(sr.series.currency)}'
+        f"; spent this {_esc(sr.period)} {sr.period_spend:,.2f}{_esc(forecast)}. "
+        f"{_esc(sr.decision.reason)}</p>"
+        f'<div class="charts">{"".join(f"<div class=chart>{c}</div>" for c in charts)}</div>'
+        "</section>"
+    )
+
+
+def render_report(result: ScanResult, *, title: str = "cloudcircuit scan report") -> str:
+    """The report as one HTML string."""
+    counts = {
+        a: sum(1 for d in result.decisions if d.action == a) for a in ("allow", "throttle", "block")
+    }
+    cards = "".join(
+        f'<div class="card">{_badge(a)}<b>{n}</b><span class="muted">decisions</span></div>'
+        for a, n in counts.items()
+    )
+    breaker = "open" if result.breaker_open else "closed"
+    cards += f'<div class="card">circuit breaker<b>{breaker}</b></div>'
+    mode = "dry-run" if result.dry_run else "enforce"
+    scopes = "".join(_scope_section(sr) for sr in result.scopes)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{_esc(title)}</h1><p>run {_esc(result.run_id)} &middot; as of "
+        f"{result.now:%Y-%m-%d %H:%M} UTC &middot; {mode} &middot; overall "
+        f"{_badge(result.action)}</p></header><main>"
+        f'<div class="cards">{cards}</div>'
+        f"{_errors(result)}{_decisions(result)}{_plan(result)}"
+        f"<h2>Spend per scope</h2>{scopes or '<p class=muted>No spend series was judged.</p>'}"
+        f"{_sources(result)}</main></body></html>"
+    )
+
+
+def write_report(result: ScanResult, out: Path | str) -> Path:
+    """Write the self-contained HTML report of ``result`` to ``out`` (atomically) and return
+    its path."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_report(result), encoding="utf-8")
+    tmp.replace(path)
+    return path
