@@ -266,6 +266,25 @@ def test_gives_up_after_n_tries_and_reports(receiver: Receiver, sleeps: list[flo
     assert "gave up after 3 attempts" in reason and "HTTP 500: boom" in reason
 
 
+def test_dead_sink_is_not_retried_for_every_alert(receiver: Receiver, sleeps: list[float]) -> None:
+    receiver.queue("/down", *[(503, {}, b"down")] * 10)
+    down = WebhookSink("down", f"{receiver.url}/down", poster=_poster(sleeps, retries=1))
+    up = WebhookSink("up", f"{receiver.url}/up", poster=_poster(sleeps))
+    alerts = [_alert("throttle"), _alert("block"), _alert("throttle", scope={"service": "S3"})]
+    store = MemoryStore()
+    report = dispatch(alerts, [down, up], store, dedup_seconds=600)
+    assert len(receiver.on("/down")) == 2  # one retry cycle, not one per alert
+    assert len(receiver.on("/up")) == 3 and len(report.sent) == 3
+    reasons = [r for s, _, r in report.failed if s == "down"]
+    assert len(reasons) == 3
+    assert reasons[0].startswith("DeliveryGaveUpError: webhook sink 'down': gave up after 2")
+    assert all(r.startswith("not attempted: sink gave up earlier") for r in reasons[1:])
+    # nothing was deduplicated for the dead sink: the next scan tries all three again
+    receiver.script.clear()
+    again = dispatch(alerts, [down, up], store, dedup_seconds=600)
+    assert [s for s, _ in again.sent] == ["down"] * 3 and len(again.suppressed) == 3
+
+
 def test_other_4xx_is_not_retried(receiver: Receiver, sleeps: list[float]) -> None:
     receiver.queue("/slack", (404, {}, b"no_service"))
     sink = SlackSink("slack", f"{receiver.url}/slack", poster=_poster(sleeps))

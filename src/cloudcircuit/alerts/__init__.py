@@ -24,13 +24,19 @@ from cloudcircuit.alerts.sinks import (
     sign,
     verify_signature,
 )
-from cloudcircuit.alerts.transport import HttpPoster, RetryPolicy, parse_retry_after
+from cloudcircuit.alerts.transport import (
+    DeliveryGaveUpError,
+    HttpPoster,
+    RetryPolicy,
+    parse_retry_after,
+)
 
 __all__ = [
     "PAGERDUTY_EVENTS_URL",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "Alert",
+    "DeliveryGaveUpError",
     "DeliveryReport",
     "HttpPoster",
     "PagerDutySink",

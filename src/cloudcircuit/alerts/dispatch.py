@@ -10,7 +10,10 @@ Sinks that resolve incidents (PagerDuty) remember what they triggered under
 ``alert-open:<sink>:<fingerprint>`` and get the ``allow`` alert of a recovered scope once.
 
 One sink failing never stops the others, and :func:`dispatch` never raises for it: the
-failure is a line of the :class:`DeliveryReport`.
+failure is a line of the :class:`DeliveryReport`. A sink that gave up after all its retries
+(unreachable, 429, 5xx) is not tried again for the rest of the call: its remaining alerts are
+reported failed at once (and stay un-deduplicated), so a dead receiver costs one retry cycle
+per scan rather than one per alert.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from cloudcircuit.alerts.payload import SEVERITY_RANK, Alert
 from cloudcircuit.alerts.sinks import Sink
+from cloudcircuit.alerts.transport import DeliveryGaveUpError
 from cloudcircuit.decision import SEVERITY_FOR_ACTION
 from cloudcircuit.errors import CloudCircuitError, InputError
 from cloudcircuit.providers import StateStore
@@ -71,16 +75,29 @@ class DeliveryReport:
         }
 
 
-def _try_send(sink: Sink, alert: Alert) -> str | None:
-    """Send; the failure reason, or None on success. Any exception counts as a failure."""
-    try:
-        sink.send(alert)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+class _Attempts:
+    """Sends through sinks, remembering those that gave up during this dispatch."""
+
+    def __init__(self) -> None:
+        self.down: dict[str, str] = {}
+
+    def send(self, sink: Sink, alert: Alert) -> str | None:
+        """The failure reason, or None on success. Any exception counts as a failure."""
+        if sink.name in self.down:
+            return f"not attempted: sink gave up earlier in this dispatch ({self.down[sink.name]})"
+        try:
+            sink.send(alert)
+        except DeliveryGaveUpError as exc:
+            self.down[sink.name] = str(exc)
+            return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
 
-def _recover(sink: Sink, alert: Alert, store: StateStore, report: DeliveryReport) -> None:
+def _recover(
+    sink: Sink, alert: Alert, store: StateStore, report: DeliveryReport, attempts: _Attempts
+) -> None:
     key = open_key(sink.name, alert)
     try:
         was_open = store.get(key) is not None
@@ -90,7 +107,7 @@ def _recover(sink: Sink, alert: Alert, store: StateStore, report: DeliveryReport
     if not was_open:
         report.skipped.append((sink.name, alert))
         return
-    reason = _try_send(sink, alert)
+    reason = attempts.send(sink, alert)
     if reason is not None:
         report.failed.append((sink.name, alert, reason))
         return
@@ -105,7 +122,12 @@ def _recover(sink: Sink, alert: Alert, store: StateStore, report: DeliveryReport
 
 
 def _deliver(
-    sink: Sink, alert: Alert, store: StateStore, ttl: float, report: DeliveryReport
+    sink: Sink,
+    alert: Alert,
+    store: StateStore,
+    ttl: float,
+    report: DeliveryReport,
+    attempts: _Attempts,
 ) -> None:
     key = dedup_key(sink.name, alert)
     claimed = False
@@ -120,7 +142,7 @@ def _deliver(
             if not claimed:
                 report.suppressed.append((sink.name, alert))
                 return
-    reason = _try_send(sink, alert)
+    reason = attempts.send(sink, alert)
     if reason is not None:
         report.failed.append((sink.name, alert, reason))
         if claimed:
@@ -151,14 +173,15 @@ def dispatch(
     if dedup_seconds < 0:
         raise InputError(f"dedup_seconds must be >= 0, got {dedup_seconds}")
     report = DeliveryReport()
+    attempts = _Attempts()
     for alert in alerts:
         for sink in sinks:
             if alert.action == "allow" and sink.sends_resolve:
-                _recover(sink, alert, store, report)
+                _recover(sink, alert, store, report, attempts)
                 continue
             if SEVERITY_RANK[alert.severity] < SEVERITY_RANK.get(sink.min_severity, 1):
                 report.skipped.append((sink.name, alert))
                 continue
             ttl = dedup_seconds if sink.dedup_seconds is None else sink.dedup_seconds
-            _deliver(sink, alert, store, ttl, report)
+            _deliver(sink, alert, store, ttl, report, attempts)
     return report

@@ -20,7 +20,12 @@ import httpx
 
 from cloudcircuit.errors import AlertDeliveryError, InputError
 
-__all__ = ["HttpPoster", "RetryPolicy", "parse_retry_after"]
+__all__ = ["DeliveryGaveUpError", "HttpPoster", "RetryPolicy", "parse_retry_after"]
+
+
+class DeliveryGaveUpError(AlertDeliveryError):
+    """Every attempt failed with a retryable error (unreachable, 429, 5xx): the receiver is
+    down rather than the alert wrong, so dispatch stops sending it more in the same run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,6 @@ class HttpPoster:
                 else:
                     delay = self.retry.backoff_delay(attempt, self._rng)
                 self._sleep(delay)
-        raise AlertDeliveryError(
+        raise DeliveryGaveUpError(
             f"{what}: gave up after {attempts} attempt{'s' if attempts != 1 else ''}: {last}"
         )
