@@ -347,3 +347,41 @@ def test_all_is_sorted_and_resolves(module: str) -> None:
 def test_reserved_datetime_tag_is_refused() -> None:
     with pytest.raises(InputError, match="reserved"):
         MemoryStore().set("k", {"x": {"$datetime": "not a date"}})
+
+
+def test_redis_repr_and_errors_hide_credentials() -> None:
+    store = open_state("redis://user:hunter2@127.0.0.1:1/0?prefix=p:")
+    assert "hunter2" not in repr(store) and "127.0.0.1:1" in repr(store)
+    with pytest.raises(StateError) as info:
+        store.get("k")  # nothing listens on port 1
+    assert "hunter2" not in str(info.value) and "get 'k'" in str(info.value)
+
+
+def test_redis_transaction_buffers_writes_but_not_counters(redis_url: str) -> None:
+    import uuid
+
+    import redis
+
+    prefix = f"cc-unit-{uuid.uuid4().hex}:"
+    store = open_state(f"{redis_url}?prefix={prefix}")
+    other = open_state(f"{redis_url}?prefix={prefix}")
+    try:
+        with pytest.raises(RuntimeError), transaction(store):
+            store.set("k", 1)
+            assert store.get("k") == 1 and other.get("k") is None  # buffered until commit
+            store.delete("k")
+            assert store.get("k") is None
+            assert store.incr("n") == 1  # needs the server's answer: applied at once
+            raise RuntimeError("scan failed")
+        assert other.get("k") is None and other.get("n") == 1
+        with transaction(store), transaction(store):  # nesting joins the outer one
+            store.set("k", 2)
+        assert other.get("k") == 2
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        store.close()
+        other.close()

@@ -95,7 +95,10 @@ class RedisStore:
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError,)
         clean_url, url_prefix = split_prefix(url)
         self.prefix = url_prefix if prefix is None else prefix
-        self._where = urlsplit(clean_url)._replace(netloc=urlsplit(clean_url).hostname or "")
+        parts = urlsplit(clean_url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host  # credentials never shown
+        self._where = parts._replace(netloc=netloc, query="")
         try:
             self._client: Any = client or redis.Redis.from_url(
                 clean_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
