@@ -156,6 +156,9 @@ def _release(store: Store, op: Op) -> list[object]:
     for scope in record["scopes"].split("\n"):
         store.add_held(scope, -amount)
     keep = op.now_ms + op.keep_ms
+    if int(record["exp"]) <= op.now_ms:  # due but not purged yet: it expired on its own
+        store.put_request(op.request, {**record, "state": "expired"}, keep)
+        return ["expired"]
     store.put_request(op.request, {**record, "state": "released"}, keep)
     return ["released", 0]
 
