@@ -351,15 +351,25 @@ def test_resource_types_known_per_provider() -> None:
     assert "did you mean 'ec2:instance'?" in msg
 
 
-def test_action_must_apply_to_resource_type() -> None:
-    data = policy_with(budgets=[budget(block=[action(resource_types=["autoscaling:group"])])])
-    msg = problem(data, "budgets[0].block[0].resource_types[0]")
-    assert "action 'stop' does not apply to 'autoscaling:group'" in msg
+def test_action_must_apply_to_resource_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        RESOURCE_TYPES,  # type: ignore[arg-type]
+        "testcloud",
+        {"vm": frozenset({"tag", "stop"}), "pool": frozenset({"tag", "scale_down"})},
+    )
+    data = policy_with(
+        budgets=[budget(block=[action(provider="testcloud", resource_types=["vm", "pool"])])]
+    )
+    found = problems_of(data)
+    assert "budgets[0].block[0].resource_types[0]" not in found
+    msg = found["budgets[0].block[0].resource_types[1]"]
+    assert msg.startswith("action 'stop' does not apply to 'pool' (it supports: scale_down, tag)")
 
 
-def test_every_known_aws_type_supports_tag() -> None:
+def test_every_known_aws_type_supports_every_action() -> None:
+    """The AWS enforcer brings any type to zero for stop and scale_down alike."""
     for rtype, actions in RESOURCE_TYPES["aws"].items():
-        assert "tag" in actions, rtype
+        assert actions == {"tag", "stop", "scale_down"}, rtype
         ActionSpec(
             action="tag", provider="aws", resource_types=[rtype], params={"key": "k", "value": "v"}
         )
@@ -506,7 +516,8 @@ def test_scope_matches_examples() -> None:
     scope = ScopeSelector(provider=["aws"], account=["222"], tags={"team": "ml"})
     row = {"provider": "AWS", "sub_account": "222", "service": "EC2", "tag:team": "ml"}
     assert scope.matches(row)
-    assert scope.matches({**row, "sub_account": None, "account": "222"} | {})  # type: ignore[dict-item]
+    via_alias = {k: v for k, v in row.items() if k != "sub_account"} | {"account": "222"}
+    assert scope.matches(via_alias)
     assert not scope.matches({**row, "tag:team": "web"})
     assert not scope.matches({**row, "sub_account": "111"})
     missing_dim = dict(row)

@@ -9,6 +9,7 @@ types when it resolves targets.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
@@ -26,40 +27,33 @@ ActionName = Literal["tag", "stop", "scale_down"]
 #: every action a policy can ask for, in order of increasing disruption
 ACTIONS: tuple[ActionName, ...] = ("tag", "scale_down", "stop")
 
+_ALL: frozenset[ActionName] = frozenset(ACTIONS)
+
 #: provider -> resource type -> the actions that resource type supports.
-#: ``tag`` marks a resource (throttle signal for your own automation); ``stop`` stops it
-#: (EC2 instance, RDS instance; Lambda: reserved concurrency 0); ``scale_down`` scales to zero
-#: (Auto Scaling group and EKS node group min/desired 0, ECS desired count 0, Lambda reserved
-#: concurrency 0). Enforcement journals the previous state, so both are undone by ``restore``.
+#: ``tag`` marks a resource (a throttle signal for people and automation). On AWS ``stop`` and
+#: ``scale_down`` are the same thing, bring the resource to zero capacity: EC2 and RDS stopped,
+#: Auto Scaling group min/desired/max 0, EKS node group min/desired 0, ECS desired count 0,
+#: Lambda reserved concurrency 0. Enforcement journals the previous state, so ``restore`` puts
+#: it back. A provider whose actions differ per type lists a smaller set for that type.
 RESOURCE_TYPES: Mapping[str, Mapping[str, frozenset[ActionName]]] = {
     "aws": {
-        "ec2:instance": frozenset({"tag", "stop"}),
-        "autoscaling:group": frozenset({"tag", "scale_down"}),
-        "ecs:service": frozenset({"tag", "scale_down"}),
-        "lambda:function": frozenset({"tag", "stop", "scale_down"}),
-        "rds:db": frozenset({"tag", "stop"}),
-        "eks:nodegroup": frozenset({"tag", "scale_down"}),
+        "ec2:instance": _ALL,
+        "autoscaling:group": _ALL,
+        "ecs:service": _ALL,
+        "lambda:function": _ALL,
+        "rds:db": _ALL,
+        "eks:nodegroup": _ALL,
     },
 }
 
 
+@dataclass(frozen=True, slots=True)
 class ParamSpec:
-    """One parameter of an action: its Python type, whether it is required, its lower bound."""
+    """One parameter of an action: its Python type and whether it must be given."""
 
-    __slots__ = ("description", "minimum", "required", "type")
-
-    def __init__(
-        self,
-        type_: type,
-        *,
-        required: bool = False,
-        minimum: int | None = None,
-        description: str = "",
-    ) -> None:
-        self.type = type_
-        self.required = required
-        self.minimum = minimum
-        self.description = description
+    type: type
+    required: bool = False
+    description: str = ""
 
 
 #: action -> parameter name -> spec. Unknown parameters are an error (a typo would otherwise

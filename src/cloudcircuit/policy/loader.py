@@ -23,7 +23,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from cloudcircuit.errors import ConfigError
-from cloudcircuit.policy.models import Policy, ProblemsError, duplicate_names
+from cloudcircuit.policy._base import ProblemsError, duplicate_names
+from cloudcircuit.policy.models import Policy
 
 __all__ = [
     "interpolate",
