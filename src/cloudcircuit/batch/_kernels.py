@@ -17,6 +17,7 @@ from cloudcircuit.errors import InputError
 _COMPENSATED_SUM: bool = sum([1e100, 1.0, -1e100]) == 1.0
 #: rows per chunk aim at about this many float64 cells (~8 MB): cache-friendly, memory-lean
 CHUNK_CELLS = 1 << 19
+MIN_CHUNK_ROWS = 64
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -111,12 +112,13 @@ def _raise_bad_cell(chunk: npt.NDArray[Any], lens: IntArray, offset: int) -> Non
 # -- kernels ------------------------------------------------------------------------------
 
 
-def _row_sums(h: FloatArray) -> FloatArray:
+def row_sums(h: FloatArray) -> FloatArray:
     """Row sums of ``h`` added exactly as this interpreter's ``sum()`` adds a list of floats."""
     acc = np.zeros(h.shape[0])
     if not _COMPENSATED_SUM:
-        for j in range(h.shape[1]):
-            acc += h[:, j]
+        with np.errstate(over="ignore"):
+            for j in range(h.shape[1]):
+                acc += h[:, j]
         return acc
     comp = np.zeros(h.shape[0])
     with np.errstate(invalid="ignore", over="ignore"):
@@ -186,7 +188,7 @@ def chunks(
     values: npt.NDArray[Any], lens: IntArray, *, mean: bool, ordered: bool, raw: bool = False
 ) -> Iterator[tuple[int, int, Chunk]]:
     n_rows, t = values.shape
-    step = max(64, CHUNK_CELLS // max(t, 1))
+    step = max(MIN_CHUNK_ROWS, CHUNK_CELLS // max(t, 1))
     for lo in range(0, n_rows, step):
         hi = min(n_rows, lo + step)
         ln = lens[lo:hi]
@@ -200,10 +202,14 @@ def chunks(
             np.putmask(hist, pad, 0.0)
         if not _all_valid(hist, latest):
             _raise_bad_cell(values[lo:hi, :width], ln, lo)
-        x = np.array(values[lo:hi, :width], dtype=np.float64) if raw else None
+        x = None
+        if raw:  # detectors see the chunk with zeros after each row's prefix
+            x = np.array(values[lo:hi, :width], dtype=np.float64)
+            if pad is not None:
+                x[np.arange(width) >= ln[:, None]] = 0.0
         chunk = Chunk(latest=latest, n=nh, raw=x)
         if mean:
-            chunk.mean = _row_sums(hist) / nh.astype(np.float64)
+            chunk.mean = row_sums(hist) / nh.astype(np.float64)
         if ordered:
             if pad is not None:
                 np.putmask(hist, pad, np.inf)

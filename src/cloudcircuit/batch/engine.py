@@ -194,19 +194,27 @@ class BatchResult:
 
 
 def _resolve_detector(
-    spec: str | BatchDetector, params: Mapping[str, Any]
-) -> tuple[str, SpendAction, Callable[[FloatArray, IntArray], Any]]:
+    spec: str | BatchDetector, params: Mapping[str, Any], granularity: str | None
+) -> tuple[str, SpendAction, Callable[[FloatArray, IntArray], Any]] | None:
+    """(name, action, run) for one extra detector; None when its settings disable it."""
     if not isinstance(spec, str):
         return spec.name, cast(SpendAction, getattr(spec, "action", "throttle")), spec
     try:
         registry = importlib.import_module("cloudcircuit.detectors")
     except ImportError as exc:
         raise InputError(f"detector {spec!r}: cloudcircuit.detectors is not available") from exc
+    known: Mapping[str, Any] = getattr(registry, "DETECTORS", {})
+    if spec not in known:
+        raise InputError(f"unknown detector {spec!r}; known: {', '.join(sorted(known))}")
     settings = params.get(spec)
+    if settings is None:
+        settings = known[spec]()
+    if not getattr(settings, "enabled", True):
+        return None
     action = cast(SpendAction, getattr(settings, "action", "throttle"))
 
     def run(values: FloatArray, lengths: IntArray) -> Any:
-        return registry.detect(spec, values, lengths, settings)
+        return registry.detect(spec, values, lengths, settings, granularity=granularity)
 
     return spec, action, run
 
@@ -250,6 +258,7 @@ def evaluate(
     params: GuardrailParams | None = None,
     detectors: Sequence[str | BatchDetector] = (),
     detector_params: Mapping[str, Any] | None = None,
+    granularity: str | None = None,
     progress: bool = False,
 ) -> BatchResult:
     """Every guardrail over every row in one pass over the data.
@@ -259,7 +268,8 @@ def evaluate(
     ``total_periods``, the forecast; ``consecutive_failures`` and ``cooldown_steps_remaining``
     feed the breaker. ``detectors`` adds extra rules: names looked up in
     :mod:`cloudcircuit.detectors` (``detect(name, values, lengths, detector_params[name])``)
-    or :class:`BatchDetector` callables; each runs per chunk and adds one evidence item.
+    or :class:`BatchDetector` callables; each runs per chunk and adds one evidence item
+    (``granularity`` picks their default season: day 7, hour 24, month 12).
     """
     p = params or GuardrailParams()
     x = matrix(values)
@@ -285,7 +295,8 @@ def evaluate(
         "percentile", p.z_threshold, p.min_mad, p.percentile, p.robust_min_baseline, n_rows
     )
     hot = hot_param(p.hot_multiplier, n_rows)
-    extra = [_resolve_detector(d, detector_params or {}) for d in detectors]
+    resolved = [_resolve_detector(d, detector_params or {}, granularity) for d in detectors]
+    extra = [r for r in resolved if r is not None]
     names = [name for name, _, _ in extra]
     if len(set(names)) != len(names) or set(names) & _RULES:
         raise InputError(

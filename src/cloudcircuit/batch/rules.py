@@ -88,7 +88,8 @@ def check_budget(
         is_scalar(warning_ratio),
     )
     require("current_spend", spend, spend >= 0, "must be >= 0", is_scalar(current_spend))
-    usage = spend / limit
+    with np.errstate(over="ignore"):
+        usage = spend / limit
     return BudgetArrays(
         current_spend=spend.copy(),
         budget_limit=limit.copy(),
