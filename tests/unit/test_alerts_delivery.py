@@ -414,7 +414,7 @@ def test_broken_store_still_delivers_and_says_so(receiver: Receiver, sleeps: lis
 
 
 def _configs(url: str) -> list[Any]:
-    from cloudcircuit.policy.models import (
+    from cloudcircuit.policy import (
         PagerDutySinkConfig,
         SlackSinkConfig,
         WebhookSinkConfig,
