@@ -247,6 +247,16 @@ def test_budget_provider_needs_a_source() -> None:
     assert found["budgets[0].scope.provider[1]"].startswith("no source reads provider 'gcp'")
 
 
+def test_billing_provider_names_map_to_sources() -> None:
+    data = policy_with(
+        sources=[{"name": "a", "type": "aws"}, {"name": "z", "type": "azure"}],
+        budgets=[budget(scope={"provider": ["AWS", "Microsoft", "Google Cloud", "Oracle"]})],
+    )
+    found = problems_of(data)
+    assert sorted(found) == ["budgets[0].scope.provider[2]", "budgets[0].scope.provider[3]"]
+    assert "'Google Cloud'" in found["budgets[0].scope.provider[2]"]
+
+
 def test_focus_source_may_carry_any_provider() -> None:
     policy = Policy.model_validate(policy_with(budgets=[budget(scope={"provider": ["GCP"]})]))
     assert policy.budgets[0].scope.provider == ["GCP"]
@@ -513,12 +523,13 @@ def test_scope_to_filters() -> None:
 
 
 def test_scope_matches_examples() -> None:
-    scope = ScopeSelector(provider=["aws"], account=["222"], tags={"team": "ml"})
+    scope = ScopeSelector(provider=["AWS"], account=["222"], tags={"team": "ml"})
     row = {"provider": "AWS", "sub_account": "222", "service": "EC2", "tag:team": "ml"}
     assert scope.matches(row)
     via_alias = {k: v for k, v in row.items() if k != "sub_account"} | {"account": "222"}
     assert scope.matches(via_alias)
     assert not scope.matches({**row, "tag:team": "web"})
+    assert not scope.matches({**row, "provider": "aws"})  # exact, like the source filters
     assert not scope.matches({**row, "sub_account": "111"})
     missing_dim = dict(row)
     del missing_dim["sub_account"]
@@ -533,7 +544,8 @@ def test_scope_rejects_empty_values() -> None:
     assert "empty" in found["budgets[0].scope.tags"]
 
 
-_VALUES = st.sampled_from(["a", "b", "c"])
+_VALUES = st.sampled_from(["a", "b", "A"])
+_ROW_VALUES = st.sampled_from(["a", "b", "A", ""])
 _SCOPE_FIELDS = {
     "provider": "provider",
     "account": "sub_account",
@@ -546,10 +558,10 @@ _SCOPE_FIELDS = {
 def scopes_and_rows(draw: st.DrawFn) -> tuple[ScopeSelector, dict[str, str]]:
     fields = {name: draw(st.lists(_VALUES, max_size=2, unique=True)) for name in _SCOPE_FIELDS}
     tags = draw(st.dictionaries(st.sampled_from(["team", "env"]), _VALUES, max_size=2))
-    row = {dim: draw(_VALUES) for dim in _SCOPE_FIELDS.values()}
+    row = {dim: draw(_ROW_VALUES) for dim in _SCOPE_FIELDS.values()}
     for key in ("team", "env"):
         if draw(st.booleans()):
-            row[f"tag:{key}"] = draw(_VALUES)
+            row[f"tag:{key}"] = draw(_ROW_VALUES)
     return ScopeSelector(**fields, tags=tags), row
 
 
@@ -607,3 +619,18 @@ def test_budget_model_direct() -> None:
     assert b.scope.is_empty
     with pytest.raises(ValueError):
         Budget(name="x", period="day", amount=0)
+
+
+def test_sink_env_names() -> None:
+    policy = Policy.model_validate(
+        policy_with(
+            alerts=[
+                {"name": "w", "type": "webhook", "url": "https://x", "secret_env": "A"},
+                {"name": "w2", "type": "webhook", "url": "https://x"},
+                {"name": "s", "type": "slack", "webhook_url_env": "B"},
+                {"name": "s2", "type": "slack", "webhook_url": "https://hooks.example/x"},
+                {"name": "p", "type": "pagerduty", "routing_key_env": "C"},
+            ]
+        )
+    )
+    assert [a.env_names() for a in policy.alerts] == [["A"], [], ["B"], [], ["C"]]

@@ -164,3 +164,15 @@ def test_schema_output_file(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == EXIT_OK
     assert json.loads(out.read_text()) == policy_json_schema()
     assert f"wrote {out}" in result.stdout
+
+
+def test_unset_sink_variables_are_noted(runner: CliRunner, tmp_path: Path) -> None:
+    text = GOOD + (
+        "    secret_env: CC_TEST_HOOK_SECRET\n"
+        "  - name: pd\n    type: pagerduty\n    routing_key_env: CC_TEST_PD_KEY\n"
+    )
+    path = write(tmp_path, text)
+    result = runner.invoke(app, ["validate", str(path)], env={"CC_TEST_PD_KEY": "k"})
+    assert result.exit_code == EXIT_OK, result.output
+    assert "alerts[0] (hook) reads CC_TEST_HOOK_SECRET, which is not set here" in result.stderr
+    assert "CC_TEST_PD_KEY" not in result.stderr

@@ -8,6 +8,7 @@ Schema for editors (yaml-language-server, VS Code, JetBrains).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -60,6 +61,15 @@ def validate(
                 highlight=False,
                 soft_wrap=True,
             )
+        for i, sink in enumerate(policy.alerts):
+            for name in sink.env_names():
+                if name not in os.environ:
+                    err_console.print(
+                        f"{escape(str(file))}: [yellow]note:[/] alerts[{i}] ({escape(sink.name)}) "
+                        f"reads {name}, which is not set here",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
         installed = set(available_providers())
         needed = set(policy.enforcement_providers()) | set(policy.source_providers())
         for provider in sorted(needed - installed):

@@ -15,11 +15,13 @@ from typing import Literal
 __all__ = [
     "ACTIONS",
     "ACTION_PARAMS",
+    "BILLING_PROVIDER_NAMES",
     "RESOURCE_TYPES",
     "ActionName",
     "ParamSpec",
     "actions_for",
     "known_resource_types",
+    "provider_entry_name",
 ]
 
 ActionName = Literal["tag", "stop", "scale_down"]
@@ -66,6 +68,26 @@ ACTION_PARAMS: Mapping[ActionName, Mapping[str, ParamSpec]] = {
     "stop": {},
     "scale_down": {},
 }
+
+
+#: billing provider name (FOCUS ProviderName, lower case) -> provider entry-point name
+BILLING_PROVIDER_NAMES: Mapping[str, str] = {
+    "aws": "aws",
+    "amazon web services": "aws",
+    "microsoft": "azure",
+    "microsoft azure": "azure",
+    "azure": "azure",
+    "google cloud": "gcp",
+    "google cloud platform": "gcp",
+    "gcp": "gcp",
+}
+
+
+def provider_entry_name(billing_name: str) -> str:
+    """The provider package that reads ``billing_name`` spend (``"Microsoft"`` -> ``"azure"``);
+    an unknown name is returned lower-cased."""
+    folded = billing_name.strip().casefold()
+    return BILLING_PROVIDER_NAMES.get(folded, folded)
 
 
 def known_resource_types(provider: str) -> frozenset[str] | None:

@@ -27,6 +27,7 @@ from cloudcircuit.policy._base import (
     repeated,
 )
 from cloudcircuit.policy.actions import ActionSpec, EnforcementSettings
+from cloudcircuit.policy.catalog import provider_entry_name
 from cloudcircuit.policy.detectors import DetectorSettings
 from cloudcircuit.policy.sinks import AlertSinkConfig
 from cloudcircuit.spend import CostBasis, Granularity, parse_dimensions
@@ -149,8 +150,8 @@ class ScopeSelector(PolicyModel):
 
     provider: list[str] = Field(
         default_factory=list,
-        description="Provider names as in the billing data (FOCUS ProviderName, e.g. 'AWS'); "
-        "matched case-insensitively.",
+        description="Provider names exactly as in the billing data (FOCUS ProviderName, e.g. "
+        "'AWS', 'Microsoft', 'Google Cloud').",
     )
     account: list[str] = Field(
         default_factory=list,
@@ -202,8 +203,9 @@ class ScopeSelector(PolicyModel):
         """Whether a series scope (dimension -> value) lies inside this selector.
 
         ``scope`` uses dimension names (``provider``, ``sub_account`` or ``account``,
-        ``service``, ``region``, ``tag:KEY``). A dimension the selector filters on but the
-        scope lacks does not match: membership cannot be shown.
+        ``service``, ``region``, ``tag:KEY``). Values compare exactly, as the source filters
+        of :meth:`to_filters` do. A dimension the selector filters on but the scope lacks does
+        not match: membership cannot be shown.
         """
         for field_name, dimension in SCOPE_DIMENSIONS.items():
             wanted: list[str] = getattr(self, field_name)
@@ -214,10 +216,7 @@ class ScopeSelector(PolicyModel):
                 value = scope.get("account")
             if value is None:
                 return False
-            if field_name == "provider":
-                if value.casefold() not in {w.casefold() for w in wanted}:
-                    return False
-            elif value not in wanted:
+            if value not in wanted:
                 return False
         return all(scope.get(f"tag:{key}") == value for key, value in self.tags.items())
 
@@ -369,11 +368,11 @@ class Policy(PolicyModel):
                 "alerts": [a.name for a in self.alerts],
             }
         )
-        types = {s.type.casefold() for s in self.sources}
-        if "focus" not in types:
+        types = {s.type for s in self.sources}
+        if "focus" not in types:  # a FOCUS export may hold any provider's charges
             for i, budget in enumerate(self.budgets):
                 for j, provider in enumerate(budget.scope.provider):
-                    if provider.casefold() not in types:
+                    if provider_entry_name(provider) not in types:
                         problems.append(
                             (
                                 f"budgets[{i}].scope.provider[{j}]",

@@ -48,6 +48,10 @@ class SinkBase(PolicyModel):
     def _name(cls, value: str) -> str:
         return check_name(value, "sink name")
 
+    def env_names(self) -> list[str]:
+        """Environment variables this sink reads at send time (secrets, URLs)."""
+        return []
+
 
 class WebhookSinkConfig(SinkBase):
     """Generic JSON webhook, signed with HMAC-SHA256 when a secret is configured."""
@@ -70,6 +74,9 @@ class WebhookSinkConfig(SinkBase):
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
         return check_env_name(value)
+
+    def env_names(self) -> list[str]:
+        return [self.secret_env] if self.secret_env else []
 
 
 class SlackSinkConfig(SinkBase):
@@ -97,6 +104,9 @@ class SlackSinkConfig(SinkBase):
             raise ValueError("give exactly one of 'webhook_url' and 'webhook_url_env'")
         return self
 
+    def env_names(self) -> list[str]:
+        return [self.webhook_url_env] if self.webhook_url_env else []
+
 
 class PagerDutySinkConfig(SinkBase):
     """PagerDuty Events API v2."""
@@ -120,6 +130,9 @@ class PagerDutySinkConfig(SinkBase):
     @classmethod
     def _url(cls, value: str) -> str:
         return check_url(value)
+
+    def env_names(self) -> list[str]:
+        return [self.routing_key_env]
 
 
 AlertSinkConfig = Annotated[
