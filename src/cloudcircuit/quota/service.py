@@ -246,6 +246,33 @@ def _denial(denial: Denial, request_id: str | None) -> _HTTPError:
     return _HTTPError(status, {"status": "denied", "request_id": request_id, **denial.to_dict()})
 
 
+_bearer = HTTPBearer(auto_error=False, description="An API key of the quota service.")
+
+
+async def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    """The API key of the request (401 when missing or unknown)."""
+    keys: ApiKeyStore = request.app.state.quota_keys
+    key = keys.authenticate(credentials.credentials) if credentials else None
+    if key is None:
+        raise _HTTPError(
+            401, {"detail": "missing or unknown API key"}, {"WWW-Authenticate": "Bearer"}
+        )
+    return key
+
+
+Caller = Annotated[ApiKey, Depends(_caller)]
+ScopeQuery = Annotated[
+    str,
+    Query(
+        max_length=1000,
+        description="Scope path, e.g. project=p1/user=u1 (empty: the root scope).",
+    ),
+]
+
+
 def create_app(
     ledger: Ledger,
     keys: ApiKeyStore,
@@ -265,23 +292,11 @@ def create_app(
         description=__doc__,
         responses={401: {"model": ErrorOut}},
     )
-    bearer = HTTPBearer(auto_error=False, description="An API key of the quota service.")
+    app.state.quota_keys = keys
 
     @app.exception_handler(_HTTPError)
     async def _answer(request: Request, exc: _HTTPError) -> JSONResponse:
         return JSONResponse(dict(exc.body), status_code=exc.status, headers=exc.headers)
-
-    async def caller(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> ApiKey:
-        key = keys.authenticate(credentials.credentials) if credentials else None
-        if key is None:
-            raise _HTTPError(
-                401, {"detail": "missing or unknown API key"}, {"WWW-Authenticate": "Bearer"}
-            )
-        return key
-
-    Caller = Annotated[ApiKey, Depends(caller)]
 
     def allowed(key: ApiKey, entities: Mapping[str, str], where: str = "scope") -> None:
         try:
@@ -406,14 +421,6 @@ def create_app(
         except InputError as exc:
             raise _invalid(exc, "query") from None
 
-    ScopeQuery = Annotated[
-        str,
-        Query(
-            max_length=1000,
-            description="Scope path, e.g. project=p1/user=u1 (empty: the root scope).",
-        ),
-    ]
-
     @app.get(
         "/v1/usage",
         response_model=UsageOut,
@@ -483,11 +490,11 @@ def create_app(
         return Response(payload, media_type=content_type)
 
     if {"user", "project"} <= set(ledger.hierarchy.level_names):
-        _compat_routes(app, ledger, Caller, allowed, run)
+        _compat_routes(app, ledger, allowed, run)
     return app
 
 
-def _compat_routes(app: FastAPI, ledger: Ledger, caller: Any, allowed: Any, run: Any) -> None:
+def _compat_routes(app: FastAPI, ledger: Ledger, allowed: Any, run: Any) -> None:
     """coreason-budget's POST /check and POST /spend, now authenticated and scoped."""
 
     def entities(user_id: str, project_id: str | None) -> dict[str, str]:
@@ -502,7 +509,7 @@ def _compat_routes(app: FastAPI, ledger: Ledger, caller: Any, allowed: Any, run:
         responses=_errors(403, 422, 429, 503),
         summary="coreason-budget: would this estimate pass every limit?",
     )
-    async def check(body: CheckBody, key: caller) -> StatusOut:
+    async def check(body: CheckBody, key: Caller) -> StatusOut:
         scope = entities(body.user_id, body.project_id)
         allowed(key, scope)
         found = await run(lambda: ledger.ausage(scope), "check")
@@ -518,7 +525,7 @@ def _compat_routes(app: FastAPI, ledger: Ledger, caller: Any, allowed: Any, run:
         responses=_errors(403, 422, 503),
         summary="coreason-budget: record spend on every scope",
     )
-    async def spend(body: SpendBody, key: caller) -> StatusOut:
+    async def spend(body: SpendBody, key: Caller) -> StatusOut:
         scope = entities(body.user_id, body.project_id)
         allowed(key, scope)
         await run(lambda: ledger.acharge(scope, body.cost), "spend")
