@@ -337,3 +337,26 @@ def test_example_policy_demo_data_from_env(monkeypatch: pytest.MonkeyPatch) -> N
 def test_every_example_validates() -> None:
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         load_policy(path, env={})
+
+
+def test_two_documents_in_one_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"policy\.yaml:10:1: malformed YAML: .*single document"):
+        load_policy(write(tmp_path, GOOD + "---\nversion: 1\n"))
+
+
+def test_tabs_are_malformed_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"policy\.yaml:2:1: malformed YAML"):
+        load_policy(write(tmp_path, "version: 1\n\tsources: []\n"))
+
+
+def test_unsupported_version(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace("version: 1", "version: 2"))
+    assert found["version"] == "must be 1, got the number 2 (line 1)"
+
+
+def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
+    text = GOOD + (
+        "  - &base\n    name: two\n    period: day\n    amount: 5\n  - <<: *base\n    name: three\n"
+    )
+    policy = load_policy(write(tmp_path, text))
+    assert [(b.name, b.amount) for b in policy.budgets] == [("all", 1000), ("two", 5), ("three", 5)]
