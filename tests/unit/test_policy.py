@@ -486,10 +486,12 @@ def test_alert_sink_errors() -> None:
     found = problems_of(data)
     assert found["alerts[0]"].startswith("unknown type 'email'")
     assert "needs a 'type' key" in found["alerts[1]"]
-    assert "http:// or https:// URL" in found["alerts[2].url"]
+    assert found["alerts[2].url"].startswith(
+        "must be an absolute http:// or https:// URL, got scheme 'ftp'"
+    )
     assert "environment variable SECRET is not set" in found["alerts[3].secret_env"]
     assert "exactly one of" in found["alerts[4]"]
-    assert "https:// URL" in found["alerts[5].webhook_url"]
+    assert "https:// URL, got scheme 'http'" in found["alerts[5].webhook_url"]
     assert found["alerts[6].routing_key_env"].startswith("is required")
     assert "'info', 'warning' or 'critical'" in found["alerts[7].min_severity"]
 
@@ -634,3 +636,19 @@ def test_sink_env_names() -> None:
         )
     )
     assert [a.env_names() for a in policy.alerts] == [["A"], [], ["B"], [], ["C"]]
+
+
+@pytest.mark.parametrize(
+    ("url", "got"),
+    [
+        ("", "an empty string"),
+        ("hooks.example.com/x", "no scheme"),
+        ("https:///path-only", "no host name"),
+    ],
+)
+def test_webhook_url_problems_do_not_echo_the_url(url: str, got: str) -> None:
+    data = policy_with(alerts=[{"name": "w", "type": "webhook", "url": url}])
+    message = problem(data, "alerts[0].url")
+    assert message.startswith(f"must be an absolute http:// or https:// URL, got {got}")
+    if url:
+        assert url not in message

@@ -76,11 +76,18 @@ def check_env_name(value: str | None) -> str | None:
 
 
 def check_url(value: str, *, https_only: bool = False) -> str:
+    """An absolute http(s) URL. The message does not echo the URL: webhook URLs carry tokens,
+    and validation output ends up in CI logs."""
     parts = urlsplit(value)
     schemes = ("https",) if https_only else ("http", "https")
-    if parts.scheme not in schemes or not parts.netloc:
-        wanted = " or ".join(f"{s}://" for s in schemes)
-        raise ValueError(f"must be an absolute {wanted} URL, got {value!r}")
+    wanted = " or ".join(f"{s}://" for s in schemes)
+    if not value.strip():
+        raise ValueError(f"must be an absolute {wanted} URL, got an empty string")
+    if parts.scheme not in schemes:
+        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ValueError(f"must be an absolute {wanted} URL, got {got}")
+    if not parts.hostname:
+        raise ValueError(f"must be an absolute {wanted} URL, got no host name")
     return value
 
 
