@@ -103,6 +103,8 @@ class PolicyDecision:
 
 
 def _finite(name: str, value: float) -> float:
+    if type(value) is float and math.isfinite(value):  # the common case, fast
+        return value
     # numbers.Real also admits numpy scalars (float32, int64), which 0.3 accepted
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InputError(f"{name} must be a number, got {type(value).__name__}")
@@ -116,6 +118,10 @@ def _series(spend_series: Sequence[float]) -> list[float]:
         raise InputError("spend_series must contain at least 2 points")
     values: list[float] = []
     for i, raw in enumerate(spend_series):
+        # plain finite non-negative floats skip the per-point checks (and their f-strings)
+        if type(raw) is float and 0.0 <= raw < math.inf:
+            values.append(raw)
+            continue
         value = _finite(f"spend_series[{i}]", raw)
         if value < 0:
             raise InputError(f"spend_series values must be >= 0 (spend_series[{i}] = {value})")

@@ -186,6 +186,34 @@ def test_errors_in_a_later_chunk_name_the_global_row(monkeypatch: pytest.MonkeyP
         batch.check_anomaly_robust(values)
 
 
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_first_bad_row_wins_across_threaded_chunks(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    monkeypatch.setattr(_kernels, "CHUNK_CELLS", 1)
+    monkeypatch.setattr(_kernels, "MIN_CHUNK_ROWS", 3)
+    values = np.ones((30, 4))
+    values[25, 1] = math.nan
+    values[7, 2] = -2.0  # chunk 2 of 10: reported although later chunks fail too
+    with pytest.raises(InputError, match=r"^values\[7, 2\] = -2.0: spend must be >= 0$"):
+        batch.evaluate(values, spend=1.0, limit=2.0, workers=workers)
+
+
+def test_threads_and_one_thread_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_kernels, "CHUNK_CELLS", 1)
+    monkeypatch.setattr(_kernels, "MIN_CHUNK_ROWS", 16)
+    rng = np.random.default_rng(11)
+    values = np.round(rng.gamma(2.0, 10.0, size=(200, 30)), 1)
+    lengths = rng.integers(2, 31, size=200)
+    one = batch.evaluate(values, lengths=lengths, spend=1.0, limit=2.0, workers=1)
+    many = batch.evaluate(values, lengths=lengths, spend=1.0, limit=2.0, workers=4)
+    for name in ("spike", "robust_mad", "robust_percentile", "burn_rate"):
+        a, b = getattr(one, name), getattr(many, name)
+        for f in dataclasses.fields(a):
+            np.testing.assert_array_equal(getattr(a, f.name), getattr(b, f.name))
+    assert one.robust_mad.row(123) == cc.check_anomaly_robust(values[123, : lengths[123]].tolist())
+
+
 @pytest.mark.parametrize(
     ("lengths", "message"),
     [

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from cloudcircuit.batch._kernels import Chunk, chunks, lengths_of, matrix
+from cloudcircuit.batch._kernels import Chunk, lengths_of, matrix, run_chunks
 from cloudcircuit.batch.results import (
     AnomalyArrays,
     BatchDetector,
@@ -259,6 +260,7 @@ def evaluate(
     detectors: Sequence[str | BatchDetector] = (),
     detector_params: Mapping[str, Any] | None = None,
     granularity: str | None = None,
+    workers: int | None = None,
     progress: bool = False,
 ) -> BatchResult:
     """Every guardrail over every row in one pass over the data.
@@ -269,7 +271,8 @@ def evaluate(
     feed the breaker. ``detectors`` adds extra rules: names looked up in
     :mod:`cloudcircuit.detectors` (``detect(name, values, lengths, detector_params[name])``)
     or :class:`BatchDetector` callables; each runs per chunk and adds one evidence item
-    (``granularity`` picks their default season: day 7, hour 24, month 12).
+    (``granularity`` picks their default season: day 7, hour 24, month 12). Chunks of rows
+    run on ``workers`` threads (default: up to 4, one per core), so detectors must be pure.
     """
     p = params or GuardrailParams()
     x = matrix(values)
@@ -308,9 +311,8 @@ def evaluate(
         np.empty(n_rows), np.empty(n_rows), np.empty(n_rows), np.empty(n_rows, dtype=bool)
     )
     stores = {name: _detector_store(n_rows) for name in names}
-    parts = chunks(x, lens, mean=True, ordered=True, raw=bool(extra))
-    for lo, hi, c in _progress(parts, n_rows, progress):
-        sl = slice(lo, hi)
+
+    def work(sl: slice, c: Chunk) -> None:
         fill_spike(spike, sl, c, s_mult, s_floor)
         fill_burn(burn, sl, c, hot)
         fill_mad(mad, sl, c, z, mm, r_floor)
@@ -318,6 +320,11 @@ def evaluate(
         for name, _, run in extra:
             assert c.raw is not None
             _store_detector(stores[name], sl, run(c.raw, lens[sl]), name)
+
+    with _progress(n_rows, progress) as tick:
+        run_chunks(
+            x, lens, work, mean=True, ordered=True, raw=bool(extra), workers=workers, progress=tick
+        )
     anomaly = spike if p.policy_anomaly == "spike" else (mad if p.robust_method == "mad" else perc)
     return BatchResult(
         params=p,
@@ -343,19 +350,17 @@ def evaluate(
 _RULES = frozenset({"budget", "spike", "robust", "burn_rate", "forecast", "breaker"})
 
 
-def _progress(
-    chunks: Iterator[tuple[int, int, Chunk]], total: int, show: bool
-) -> Iterator[tuple[int, int, Chunk]]:
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[Callable[[int], None] | None]:
+    """A Rich progress bar over rows (transient), or nothing."""
     if not show:
-        yield from chunks
+        yield None
         return
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
         task = bar.add_task("guardrails", total=total)
-        for item in chunks:
-            yield item
-            bar.update(task, completed=item[1])
+        yield lambda done: bar.update(task, completed=done)
 
 
 def stack_rows(

@@ -9,7 +9,6 @@ import numpy.typing as npt
 
 from cloudcircuit.batch._kernels import (
     Chunk,
-    chunks,
     is_scalar,
     lengths_of,
     mad_location,
@@ -18,6 +17,7 @@ from cloudcircuit.batch._kernels import (
     quantile_sorted,
     raise_first,
     require,
+    run_chunks,
 )
 from cloudcircuit.batch.results import (
     ACTIONS,
@@ -203,8 +203,7 @@ def check_anomaly_spike(
     lens = lengths_of(lengths, *x.shape)
     mult, floor = spike_params(spike_multiplier, min_baseline, x.shape[0])
     out = empty_anomaly(x.shape[0])
-    for lo, hi, c in chunks(x, lens, mean=True, ordered=False):
-        fill_spike(out, slice(lo, hi), c, mult, floor)
+    run_chunks(x, lens, lambda sl, c: fill_spike(out, sl, c, mult, floor), mean=True, ordered=False)
     return out
 
 
@@ -225,11 +224,14 @@ def check_anomaly_robust(
         method, z_threshold, min_mad, percentile, min_baseline, x.shape[0]
     )
     out = empty_anomaly(x.shape[0])
-    for lo, hi, c in chunks(x, lens, mean=False, ordered=True):
+
+    def work(sl: slice, c: Chunk) -> None:
         if method == "mad":
-            fill_mad(out, slice(lo, hi), c, z, mm, floor)
+            fill_mad(out, sl, c, z, mm, floor)
         else:
-            fill_percentile(out, slice(lo, hi), c, p, floor)
+            fill_percentile(out, sl, c, p, floor)
+
+    run_chunks(x, lens, work, mean=False, ordered=True)
     return out
 
 
@@ -245,8 +247,7 @@ def check_burn_rate(
     mult = hot_param(hot_multiplier, x.shape[0])
     n = x.shape[0]
     out = BurnRateArrays(np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool))
-    for lo, hi, c in chunks(x, lens, mean=True, ordered=False):
-        fill_burn(out, slice(lo, hi), c, mult)
+    run_chunks(x, lens, lambda sl, c: fill_burn(out, sl, c, mult), mean=True, ordered=False)
     return out
 
 
