@@ -652,3 +652,14 @@ def test_webhook_url_problems_do_not_echo_the_url(url: str, got: str) -> None:
     assert message.startswith(f"must be an absolute http:// or https:// URL, got {got}")
     if url:
         assert url not in message
+
+
+def test_action_provider_is_the_package_name() -> None:
+    data = policy_with(
+        budgets=[budget(block=[action(provider="AWS"), action(provider="Microsoft")])]
+    )
+    found = problems_of(data)
+    assert found["budgets[0].block[0].provider"].startswith(
+        "write the provider's package name ('aws'), not 'AWS'"
+    )
+    assert "('azure')" in found["budgets[0].block[1].provider"]

@@ -267,6 +267,7 @@ def test_parse_policy_base_dir() -> None:
 def test_json_schema_describes_the_policy() -> None:
     schema = policy_json_schema()
     assert schema["title"] == "cloudcircuit policy"
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"sources", "budgets"}
     budget = schema["$defs"]["Budget"]

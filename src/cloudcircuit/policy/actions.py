@@ -6,6 +6,7 @@ resource types and parameters each action accepts come from :mod:`cloudcircuit.p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,10 +19,17 @@ from cloudcircuit.policy._base import (
     non_empty_strings,
     suggest,
 )
-from cloudcircuit.policy.catalog import ACTION_PARAMS, RESOURCE_TYPES, ActionName
+from cloudcircuit.policy.catalog import (
+    ACTION_PARAMS,
+    RESOURCE_TYPES,
+    ActionName,
+    provider_entry_name,
+)
 from cloudcircuit.providers import TargetSelector
 
 __all__ = ["ActionSpec", "EnforcementSettings", "MaxResources", "SelectorSpec"]
+
+_PROVIDER_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 class MaxResources(PolicyModel):
@@ -115,7 +123,13 @@ class ActionSpec(PolicyModel):
     @field_validator("provider")
     @classmethod
     def _provider(cls, value: str) -> str:
-        return check_name(value, "provider")
+        check_name(value, "provider")
+        if not _PROVIDER_RE.match(value):
+            raise ValueError(
+                f"write the provider's package name ({provider_entry_name(value)!r}), not "
+                f"{value!r}: lower case, as registered in 'cloudcircuit.providers'"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ActionSpec:
