@@ -445,11 +445,13 @@ def test_evidence_numbers_and_actions() -> None:
     assert ev["forecast"].fired is True
     assert ev["forecast"].threshold == 1000.0
     assert ev["breaker"].fired is False
+    assert ev["breaker"].detail.startswith("circuit breaker closed")
     breached = {e.rule: e for e in res.evidence(2)}
     assert (breached["budget"].fired, breached["budget"].action) == (True, "block")
     assert breached["budget"].threshold == 1000.0
     assert (breached["breaker"].fired, breached["breaker"].action) == (True, "block")
     assert breached["breaker"].observed == 3.0
+    assert breached["breaker"].detail.startswith("circuit breaker open (3 consecutive failures")
     calm = res.evidence(1)
     assert [e.rule for e in calm if e.fired] == []
     assert combine("b", {}, calm).action == "allow"

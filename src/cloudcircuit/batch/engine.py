@@ -134,8 +134,12 @@ class BatchResult:
                 observed=float(fails),
                 threshold=float(limit),
                 action="block",
-                detail=f"circuit breaker open ({fails} consecutive failures, threshold {limit}, "
-                f"retry after {k.retry_after_steps} steps)",
+                detail=(
+                    f"circuit breaker open ({fails} consecutive failures, threshold {limit}, "
+                    f"retry after {k.retry_after_steps} steps)"
+                    if k.is_open
+                    else f"circuit breaker closed ({fails} consecutive failures, threshold {limit})"
+                ),
                 data={"retry_after_steps": k.retry_after_steps},
             )
         )
