@@ -64,28 +64,29 @@ def demo_charges(now: datetime, *, days: int = 90) -> list[Charge]:
         weekend = day.weekday() >= 5
         share = Decimal(now.hour * 60 + now.minute) / Decimal(1440) if back == 0 else Decimal(1)
 
-        def add(account: str, service: str, value: float, tags: dict[str, str]) -> None:
+        ml = 180.0 * (0.6 if weekend else 1.0) * (6.0 if day >= runaway_from else 1.0)
+        ecs = 820.0 * 1.012 ** (-back) * (0.85 if weekend else 1.0)
+        rows: list[tuple[str, str, float, dict[str, str]]] = [
+            ("222222222222", "Amazon Elastic Compute Cloud", ml, {"team": "ml", "env": "research"}),
+            (
+                "111111111111",
+                "Amazon Elastic Container Service",
+                ecs,
+                {"team": "platform", "env": "prod"},
+            ),
+            (
+                "111111111111",
+                "Amazon Simple Storage Service",
+                120.0 * (0.9 if weekend else 1.0),
+                {"team": "data", "env": "prod"},
+            ),
+            ("111111111111", "AWS Lambda", 8.0, {"team": "platform"}),
+            ("111111111111", "Amazon CloudWatch", 15.0, {"team": "platform"}),
+            ("111111111111", "Amazon Relational Database Service", 60.0, {"team": "data"}),
+        ]
+        for account, service, value, tags in rows:
             amount = (Decimal(str(round(value, 4))) * share).quantize(Decimal("0.0001"))
             out.append(Charge(day, account, service, amount, tags=tags))
-
-        ml = 180.0 * (0.6 if weekend else 1.0) * (6.0 if day >= runaway_from else 1.0)
-        add("222222222222", "Amazon Elastic Compute Cloud", ml, {"team": "ml", "env": "research"})
-        ecs = 820.0 * 1.012 ** (-back) * (0.85 if weekend else 1.0)
-        add(
-            "111111111111",
-            "Amazon Elastic Container Service",
-            ecs,
-            {"team": "platform", "env": "prod"},
-        )
-        add(
-            "111111111111",
-            "Amazon Simple Storage Service",
-            120.0 * (0.9 if weekend else 1.0),
-            {"team": "data", "env": "prod"},
-        )
-        add("111111111111", "AWS Lambda", 8.0, {"team": "platform"})
-        add("111111111111", "Amazon CloudWatch", 15.0, {"team": "platform"})
-        add("111111111111", "Amazon Relational Database Service", 60.0, {"team": "data"})
     return out
 
 
