@@ -155,7 +155,7 @@ def _kth_deviation(
 
     ``s[:split] <= m <= s[split:n]``, so left of ``split`` the deviations grow as the index
     falls (run A) and from ``split`` on they grow with it (run B): binary-search how many of
-    the k+1 smallest deviations come from A (Frederickson-Johnson selection in two sorted runs).
+    the k+1 smallest deviations come from A (k-th smallest of two sorted arrays).
     Flat indices stay within ``[row start - 1, row start + n - 1]``, so no clipping is needed.
     """
     flat = s.ravel()
