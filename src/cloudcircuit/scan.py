@@ -190,8 +190,8 @@ class ScanResult:
             "now": self.now.isoformat(),
             "dry_run": self.dry_run,
             "action": self.action,
-            "decisions": [d.to_dict() for d in self.decisions],
-            "scopes": [s.to_dict(include_series=include_series) for s in self.scopes],
+            "decisions": [_jsonable(d.to_dict()) for d in self.decisions],
+            "scopes": [_jsonable(s.to_dict(include_series=include_series)) for s in self.scopes],
             "plan": {
                 **(self.plan.to_dict() if self.plan is not None else {"actions": []}),
                 "not_executable": [p.to_dict() for p in self.pending],
@@ -208,11 +208,13 @@ class ScanResult:
 
 
 def _jsonable(value: Any) -> Any:
-    """Dataclasses, datetimes, mappings and sequences -> plain JSON values."""
+    """Dataclasses, datetimes, mappings and sequences -> strict JSON values (NaN -> null)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        return value if math.isfinite(value) else None
     if isinstance(value, datetime):
         return value.isoformat()
     to_dict = getattr(value, "to_dict", None)

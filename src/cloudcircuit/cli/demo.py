@@ -191,13 +191,27 @@ def demo(
 
 
 def _aws_part(data_dir: Path) -> None:
+    """The AWS adapter's moto demo, when the adapter (and its demo) is installed."""
     try:
-        from cloudcircuit_aws.demo import run_moto_demo  # type: ignore[import-not-found,unused-ignore]
+        import cloudcircuit_aws  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
     except ImportError:
         console.print(
             "\n[dim]AWS part skipped: install the adapter (pip install -e adapters/aws) to see "
             "the decisions enforced on emulated AWS resources.[/]"
         )
         return
+    try:
+        from cloudcircuit_aws.demo import (  # type: ignore[import-not-found,unused-ignore]
+            run_moto_demo,
+        )
+    except ImportError as exc:
+        console.print(
+            f"\n[yellow]AWS part skipped: cloudcircuit_aws.demo cannot be loaded: {exc}[/]"
+        )
+        return
     console.rule("[bold]enforcement on emulated AWS (moto)")
+    console.print(
+        "[dim]The scan above looked for targets in your real AWS account (none without "
+        "credentials); here the same policy acts on emulated resources.[/]"
+    )
     run_moto_demo(console, data_dir=data_dir)
