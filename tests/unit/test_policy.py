@@ -663,3 +663,23 @@ def test_action_provider_is_the_package_name() -> None:
         "write the provider's package name ('aws'), not 'AWS'"
     )
     assert "('azure')" in found["budgets[0].block[1].provider"]
+
+
+def test_merge_is_deep_for_detector_settings_defined_elsewhere() -> None:
+    """Detector modules may add plain pydantic sub-models to DetectorSettings."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Seasonal(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        season: int = 7
+        z_threshold: float = 4.0
+
+    class Extended(DetectorSettings):
+        seasonal: Seasonal = Field(default_factory=Seasonal)
+
+    base = Extended.model_validate({"seasonal": {"season": 24}, "history": 40})
+    override = Extended.model_validate({"seasonal": {"z_threshold": 6.0}})
+    merged = base.merged(override)
+    assert isinstance(merged, Extended)
+    assert (merged.seasonal.season, merged.seasonal.z_threshold) == (24, 6.0)
+    assert merged.history == 40

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from cloudcircuit.policy._base import NonNegativeFloat, PolicyModel, PositiveFloat, RuleAction
 
@@ -127,12 +127,14 @@ class DetectorSettings(PolicyModel):
         return merged
 
 
-def _merge(base: PolicyModel, override: PolicyModel) -> Any:
+def _merge(base: BaseModel, override: BaseModel) -> Any:
+    """``base`` with the keys set explicitly in ``override`` on top, sub-models merged too
+    (any pydantic model, so detector settings defined in other modules merge the same way)."""
     update: dict[str, Any] = {}
     for name in override.model_fields_set:
         new = getattr(override, name)
         old = getattr(base, name)
-        if isinstance(new, PolicyModel) and isinstance(old, type(new)):
+        if isinstance(new, BaseModel) and isinstance(old, type(new)):
             update[name] = _merge(old, new)
         else:
             update[name] = new
