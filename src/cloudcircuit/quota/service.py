@@ -35,6 +35,7 @@ from cloudcircuit.quota.results import Denial, Reservation, decode_token
 
 try:
     from fastapi import Depends, FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 except ImportError as exc:  # pragma: no cover - the server extra is part of dev
@@ -297,6 +298,12 @@ def create_app(
     @app.exception_handler(_HTTPError)
     async def _answer(request: Request, exc: _HTTPError) -> JSONResponse:
         return JSONResponse(dict(exc.body), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # loc/msg/type only: the rejected input may be NaN or Infinity, which JSON cannot carry
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     def allowed(key: ApiKey, entities: Mapping[str, str], where: str = "scope") -> None:
         try:
