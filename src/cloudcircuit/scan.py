@@ -761,7 +761,12 @@ def _breaker_evidence(policy: Policy, state: Any) -> Evidence:
 
 
 def _decide(
-    policy: Policy, read: _BudgetRead, judged: list[_Judged], breaker: Any, now: datetime
+    policy: Policy,
+    read: _BudgetRead,
+    judged: list[_Judged],
+    breaker: Any,
+    now: datetime,
+    unopened: Sequence[ScanError] = (),
 ) -> tuple[list[Decision], list[ScopeResult]]:
     budget = read.budget
     extra = [_breaker_evidence(policy, breaker)] if budget.fail_closed else []
@@ -790,8 +795,8 @@ def _decide(
             )
         )
     if not judged:
-        if read.failed:
-            why = "; ".join(e.message for e in read.failed)
+        if read.failed or unopened:
+            why = "; ".join(e.message for e in (*unopened, *read.failed))
             data = Evidence(rule="data", fired=False, observed=0.0, threshold=0.0, detail=why)
             fallback = f"spend could not be read ({why}); fail-open"
         else:
@@ -991,11 +996,12 @@ def run_scan(
     own_store = store is None
     state = open_state(policy.state) if store is None else store
     try:
-        errors: list[ScanError] = []
+        open_errors: list[ScanError] = []
         if sources is None:
-            opened, errors = _open_sources(policy, at)
+            opened, open_errors = _open_sources(policy, at)
         else:
             opened = _as_source_map(sources)
+        errors = list(open_errors)
         steps = len(policy.budgets) * max(1, len(opened)) + len(policy.budgets)
         stats: dict[str, SourceStats] = {}
         ticker = _Progress(progress, console, steps)
@@ -1038,7 +1044,7 @@ def run_scan(
         decisions: list[Decision] = []
         scopes: list[ScopeResult] = []
         for read, judged_one in zip(reads, judged, strict=True):
-            d, s = _decide(policy, read, judged_one, breaker, at)
+            d, s = _decide(policy, read, judged_one, breaker, at, open_errors)
             decisions.extend(d)
             scopes.extend(s)
         report, alert_errors = _alert(policy, decisions, state, run_id)

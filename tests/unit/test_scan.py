@@ -497,3 +497,43 @@ def test_a_failing_sink_is_reported_not_swallowed() -> None:
     result = scan(policy)
     assert len(result.alerts.failed) == 2
     assert {e.kind for e in result.errors} == {"alerts"}
+
+
+def test_a_source_that_cannot_be_opened_fails_open_and_counts_a_failure() -> None:
+    store = MemoryStore()
+    policy = make_policy(sources=[{"name": "cloud", "type": "nosuchcloud"}])
+    result = scan(policy, sources=None, store=store)
+    assert [e.kind for e in result.errors] == ["source"]
+    assert "pip install cloudcircuit-nosuchcloud" in result.errors[0].message
+    assert all(d.action == "allow" for d in result.decisions)
+    assert all("could not be read" in d.reason for d in result.decisions)
+    assert load_breaker(store, BREAKER_NAME).consecutive_failures == 1
+
+
+def test_hourly_granularity_judges_the_latest_settled_hour() -> None:
+    def hourly(start: datetime) -> float:
+        return 50.0 if start >= datetime(2026, 11, 23, 9, tzinfo=UTC) else 5.0
+
+    policy = make_policy(
+        defaults={"granularity": "hour", "lookback_days": 3, "settle_hours": 2},
+        budgets=[{"name": "ml", "scope": {"account": ["222"]}, "period": "day", "amount": 5000}],
+    )
+    result = scan(policy, sources={"fake": FakeSource({_key(RUNAWAY): hourly})})
+    spike = next(e for e in result.decisions[0].evidence if e.rule == "spike")
+    assert spike.fired and spike.observed == 50.0
+    series = result.scopes[0].series
+    assert series.starts[-1] == datetime(2026, 11, 23, 13, tzinfo=UTC)
+    assert int(series.complete.sum()) == len(series) - 2  # 12:00 and 13:00 end after 12:00
+    forecast = next(e for e in result.decisions[0].evidence if e.rule == "forecast")
+    assert forecast.data["elapsed"] == 12 and forecast.data["total"] == 24
+
+
+def test_a_day_budget_on_monthly_buckets_is_a_config_error() -> None:
+    from cloudcircuit.errors import ConfigError
+
+    policy = make_policy(
+        defaults={"granularity": "month"},
+        budgets=[{"name": "d", "period": "day", "amount": 5}],
+    )
+    with pytest.raises(ConfigError, match=r"budgets\[0\].period"):
+        scan(policy)
