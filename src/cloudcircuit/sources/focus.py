@@ -105,10 +105,6 @@ def _from_us(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=int(value))
 
 
-def _naive(when: datetime) -> datetime:
-    return to_utc(when).replace(tzinfo=None)
-
-
 @dataclass(frozen=True, slots=True)
 class FocusFile:
     """One input file: its format, its columns (name -> DuckDB type) and FOCUS version."""
@@ -156,12 +152,13 @@ class FocusProfile:
 
 @dataclass(frozen=True, slots=True)
 class _Field:
-    """How one checked column is read: its value, when it is bad, and its raw text."""
+    """How one checked column is read: its value, when it is bad or missing, its raw text."""
 
     column: str
     value: str
     bad: str
     raw: str
+    missing: str
 
 
 def _text_expr(col: str | None, typ: str | None) -> str:
@@ -169,54 +166,64 @@ def _text_expr(col: str | None, typ: str | None) -> str:
         return "CAST(NULL AS VARCHAR)"
     c = _ident(col)
     if typ is not None and typ.startswith("VARCHAR"):
-        return f"CASE WHEN trim({c}) IN ('', 'NULL', 'null') THEN NULL ELSE {c} END"
+        return f"CASE WHEN {c} IN ('', 'NULL', 'null') THEN NULL ELSE {c} END"
     return f"CAST({c} AS VARCHAR)"
 
 
 def _timestamp_field(column: str, col: str | None, typ: str | None) -> _Field:
+    """A date/time column as epoch microseconds (UTC).
+
+    Microseconds, not TIMESTAMP: converting a TIMESTAMP WITH TIME ZONE column to a naive
+    TIMESTAMP goes through the time-zone machinery row by row and costs more than the whole
+    aggregation; ``epoch_us`` of the stored instant is free, and so are range filters on it.
+    """
     if col is None or typ is None:
-        null = "CAST(NULL AS TIMESTAMP)"
-        return _Field(column, null, "false", "CAST(NULL AS VARCHAR)")
+        return _Field(column, "CAST(NULL AS BIGINT)", "false", "CAST(NULL AS VARCHAR)", "true")
     c = _ident(col)
     raw = _text_expr(col, typ)
+    if typ.startswith("DATE"):
+        return _Field(column, f"epoch_us(CAST({c} AS TIMESTAMP))", "false", raw, f"{c} IS NULL")
     if typ.startswith(_TIMESTAMP_TYPES):
-        # TIMESTAMP WITH TIME ZONE is converted in the session zone, which we pin to UTC
-        return _Field(column, f"CAST({c} AS TIMESTAMP)", "false", raw)
+        return _Field(column, f"epoch_us({c})", "false", raw, f"{c} IS NULL")
     if typ.startswith("VARCHAR"):
+        # naive texts are read in the session zone, which _connect pins to UTC
         text = f"trim({raw})"
         value = (
             f"CASE WHEN regexp_full_match({text}, {_lit(_ISO_TIMESTAMP)}) "
-            f"THEN CAST(TRY_CAST(replace({text}, 'UTC', 'Z') AS TIMESTAMPTZ) AS TIMESTAMP) END"
+            f"THEN epoch_us(TRY_CAST(replace({text}, 'UTC', 'Z') AS TIMESTAMPTZ)) END"
         )
-        return _Field(column, value, f"({raw} IS NOT NULL AND ({value}) IS NULL)", raw)
+        bad = f"({raw} IS NOT NULL AND ({value}) IS NULL)"
+        return _Field(column, value, bad, raw, f"{raw} IS NULL")
     raise SchemaError(f"column {col} has type {typ}; FOCUS needs an ISO 8601 date/time")
 
 
 def _cost_field(column: str, col: str | None, typ: str | None) -> _Field:
     if col is None or typ is None:
-        return _Field(column, "CAST(NULL AS DOUBLE)", "false", "CAST(NULL AS VARCHAR)")
+        return _Field(column, "CAST(NULL AS DOUBLE)", "false", "CAST(NULL AS VARCHAR)", "true")
     c = _ident(col)
     raw = _text_expr(col, typ)
     if typ.startswith(_NUMERIC_TYPES):
         value = f"CAST({c} AS DOUBLE)"
-    elif typ.startswith("VARCHAR"):
-        value = f"TRY_CAST(trim({raw}) AS DOUBLE)"
-    else:
+        bad = f"(isnan({value}) OR isinf({value}))"
+        return _Field(column, value, bad, raw, f"{c} IS NULL")
+    if not typ.startswith("VARCHAR"):
         raise SchemaError(f"column {col} has type {typ}; FOCUS needs a decimal number")
+    value = f"TRY_CAST(trim({raw}) AS DOUBLE)"
     bad = f"({raw} IS NOT NULL AND (({value}) IS NULL OR isnan({value}) OR isinf({value})))"
-    return _Field(column, value, bad, raw)
+    return _Field(column, value, bad, raw, f"{raw} IS NULL")
 
 
 def _tags_field(col: str | None, typ: str | None) -> _Field:
     if col is None or typ is None:
-        return _Field("Tags", "CAST(NULL AS VARCHAR)", "false", "CAST(NULL AS VARCHAR)")
+        return _Field("Tags", "CAST(NULL AS VARCHAR)", "false", "CAST(NULL AS VARCHAR)", "true")
     c = _ident(col)
     if typ.startswith("MAP") or typ.startswith("STRUCT"):
         # Parquet exports (AWS) write Tags as map<string,string>: read it as JSON text
         value = f"CAST(to_json({c}) AS VARCHAR)"
-        return _Field("Tags", value, "false", value)
+        return _Field("Tags", value, "false", value, f"{c} IS NULL")
     raw = _text_expr(col, typ)
-    return _Field("Tags", raw, f"({raw} IS NOT NULL AND NOT json_valid({raw}))", raw)
+    bad = f"({raw} IS NOT NULL AND NOT json_valid({raw}))"
+    return _Field("Tags", raw, bad, raw, f"{raw} IS NULL")
 
 
 #: columns the validation pass checks on every row (Tags only when a query reads tags)
@@ -264,11 +271,13 @@ def _projection(files: Sequence[FocusFile], fmt: str, types: Mapping[str, str]) 
             f"{fld.value} AS {_ident(name)}",
             f"{fld.bad} AS {_ident(name + '_bad')}",
             f"{fld.raw} AS {_ident(name + '_raw')}",
+            f"{fld.missing} AS {_ident(name + '_missing')}",
         ]
     parts += [
         f"{currency} AS BillingCurrency",
         "false AS BillingCurrency_bad",
         f"{currency} AS BillingCurrency_raw",
+        f"({currency}) IS NULL AS BillingCurrency_missing",
     ]
     for dim, focus_col in _DIMENSION_COLUMNS.items():
         parts.append(f"{_text_expr(*col(focus_col))} AS {_ident('_dim_' + dim)}")
@@ -437,10 +446,10 @@ class FocusSource:
             metrics = []
             for name in _CHECKED:
                 metrics.append(f"count(*) FILTER (WHERE {_ident(name + '_bad')})")
-                metrics.append(f"count(*) FILTER (WHERE {_ident(name + '_raw')} IS NULL)")
+                metrics.append(f"count(*) FILTER (WHERE {_ident(name + '_missing')})")
             sql = (
                 f"SELECT _file, count(*), {', '.join(metrics)}, "
-                f"min(epoch_us(ChargePeriodStart)), max(epoch_us(ChargePeriodEnd)) "
+                f"min(ChargePeriodStart), max(ChargePeriodEnd) "
                 f"FROM ({base}) GROUP BY _file"
             )
             rows = self._run(con, sql, None, f"Checking {len(files)} FOCUS file(s)")
@@ -509,7 +518,7 @@ class FocusSource:
     def _locate_and_raise(self, f: FocusFile, name: str, kind: str, count: int) -> None:
         con = self._connect()
         try:
-            pred = _ident(name + "_bad") if kind == "bad" else f"{_ident(name + '_raw')} IS NULL"
+            pred = _ident(name + ("_bad" if kind == "bad" else "_missing"))
             sql = (
                 f"SELECT _row, {_ident(name + '_raw')} FROM ({self._base_sql([f])}) "
                 f"WHERE {pred} ORDER BY _row NULLS LAST LIMIT 1"
@@ -574,7 +583,7 @@ class FocusSource:
             raise InputError(f"query end {hi.isoformat()} is not after start {lo.isoformat()}")
         starts = tuple(bucket_range(lo, hi, gran))
 
-        params: dict[str, Any] = {"lo": _naive(lo), "hi": _naive(hi)}
+        params: dict[str, Any] = {}
         exprs: dict[str, str] = {}
         for i, dim in enumerate(sorted(used)):
             if dim.startswith("tag:"):
@@ -585,7 +594,9 @@ class FocusSource:
                 exprs[dim] = f"COALESCE(json_extract_string(Tags, $tag{i}), '')"
             else:
                 exprs[dim] = f"COALESCE({_ident('_dim_' + dim)}, '')"
-        where = ["ChargePeriodStart >= $lo", "ChargePeriodStart < $hi"]
+        lo_us = int((lo - _EPOCH) / timedelta(microseconds=1))
+        hi_us = int((hi - _EPOCH) / timedelta(microseconds=1))
+        where = [f"ChargePeriodStart >= {lo_us}", f"ChargePeriodStart < {hi_us}"]
         for j, (dim, values) in enumerate(sorted(filters.items())):
             names = []
             for k, value in enumerate(values):
@@ -594,19 +605,21 @@ class FocusSource:
             where.append(f"{exprs[dim]} IN ({', '.join(names)})")
         if gran is Granularity.MONTH:
             index = (
-                f"((year(ChargePeriodStart) - {lo.year}) * 12 "
-                f"+ month(ChargePeriodStart) - {lo.month})"
+                f"((year(make_timestamp(ChargePeriodStart)) - {lo.year}) * 12 "
+                f"+ month(make_timestamp(ChargePeriodStart)) - {lo.month})"
             )
         else:
             step = 3_600_000_000 if gran is Granularity.HOUR else 86_400_000_000
-            index = f"((epoch_us(ChargePeriodStart) - epoch_us($lo)) // {step})"
+            index = f"((ChargePeriodStart - {lo_us}) // {step})"
         select_dims = [f"{exprs[d]} AS {_ident('d' + str(i))}" for i, d in enumerate(dims)]
         group_cols = [_ident("d" + str(i)) for i in range(len(dims))]
         base = self._base_sql(profile.files)
         sql = (
-            f"SELECT {', '.join([*group_cols, 'idx'])}, sum(cost), min(cur), max(cur), count(*) "
+            f"SELECT {', '.join([*group_cols, 'idx'])}, CAST(sum(cost) AS DOUBLE), "
+            f"min(cur), max(cur), count(*) "
             f"FROM (SELECT {', '.join([*select_dims, f'{index} AS idx'])}, "
-            f"{_ident(cost_col)} AS cost, BillingCurrency AS cur FROM ({base}) "
+            f"CAST({_ident(cost_col)} AS DECIMAL(38, 12)) AS cost, BillingCurrency AS cur "
+            f"FROM ({base}) "
             f"WHERE {' AND '.join(where)}) "
             f"GROUP BY {', '.join([*group_cols, 'idx'])} ORDER BY {', '.join([*group_cols, 'idx'])}"
         )
