@@ -245,7 +245,8 @@ def run_chunks(
     """
     n_rows, t = values.shape
     step = max(MIN_CHUNK_ROWS, CHUNK_CELLS // max(t, 1))
-    bounds = [(lo, min(n_rows, lo + step)) for lo in range(0, n_rows, step)]
+    step = -(-n_rows // max(1, -(-n_rows // step)))  # equal chunks balance the threads
+    bounds = [(lo, min(n_rows, lo + step)) for lo in range(0, n_rows, max(step, 1))]
 
     def one(bound: tuple[int, int]) -> int:
         lo, hi = bound
