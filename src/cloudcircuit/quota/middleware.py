@@ -8,7 +8,9 @@ in full, the actual cost is committed: from ``actual`` (a callable of the ASGI s
 and headers), else from the ``actual_header`` response header, else the estimate. If the app
 raises, or the client disconnects before the response completes, the hold is released.
 
-The reservation is put in ``scope["state"]["quota_reservation"]`` for the app to see. A commit
+The commit happens when the app returns after completing its response; an app that raises
+is never charged, even when an error page was sent first (Starlette's error middleware does
+that). The reservation is put in ``scope["state"]["quota_reservation"]`` for the app to see. A commit
 or release that fails after the response is logged on ``cloudcircuit.quota`` and counted in
 the metrics (the response is already on its way), never silently dropped.
 """
@@ -116,15 +118,16 @@ class QuotaMiddleware:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 finished = True
-                await self._commit(scope, held, status, headers)
 
         try:
             await self.app(scope, watch_receive, watch_send)
         except BaseException:
-            if not finished:
-                await self._release(held, "the app raised")
+            # an app that raised is not charged, even if an error page was already sent
+            await self._release(held, "the app raised")
             raise
-        if not finished:
+        if finished:
+            await self._commit(scope, held, status, headers)
+        else:
             why = "the client disconnected" if disconnected else "no complete response"
             await self._release(held, why)
 
