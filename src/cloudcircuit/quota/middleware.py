@@ -10,9 +10,9 @@ raises, or the client disconnects before the response completes, the hold is rel
 
 The commit happens when the app returns after completing its response; an app that raises
 is never charged, even when an error page was sent first (Starlette's error middleware does
-that). The reservation is put in ``scope["state"]["quota_reservation"]`` for the app to see. A commit
-or release that fails after the response is logged on ``cloudcircuit.quota`` and counted in
-the metrics (the response is already on its way), never silently dropped.
+that). The reservation is put in ``scope["state"]["quota_reservation"]`` for the app to see.
+A commit or release that fails after the response is logged on ``cloudcircuit.quota`` and
+counted in the metrics (the response is already on its way), never silently dropped.
 """
 
 from __future__ import annotations
