@@ -44,10 +44,12 @@ __all__ = [
     "ActionSpecLike",
     "BatchEnforcer",
     "Limits",
+    "ManualAction",
     "Plan",
     "PlannedAction",
     "build_plan",
     "execute_plan",
+    "kill_switch_plan",
     "new_run_id",
     "parse_protect_tag",
     "restore_run",
@@ -288,6 +290,62 @@ def build_plan(
             f"max_resources.count={limits.count}; nothing was changed"
         )
     return plan
+
+
+@dataclass(frozen=True, slots=True)
+class _FixedSelector:
+    target: TargetSelector
+
+    def to_target(self) -> TargetSelector:
+        return self.target
+
+
+@dataclass(frozen=True, slots=True)
+class ManualAction:
+    """An action spec built from command-line / event arguments (the manual kill-switch)."""
+
+    action: str
+    provider: str
+    target: TargetSelector
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def resource_types(self) -> Sequence[str]:
+        return self.target.resource_types
+
+    @property
+    def selector(self) -> _FixedSelector:
+        return _FixedSelector(self.target)
+
+
+def kill_switch_plan(
+    enforcer: Enforcer,
+    *,
+    action: str,
+    target: TargetSelector,
+    params: Mapping[str, Any] | None = None,
+    protect_tag: str = "cloudcircuit:protect=true",
+    max_resources: _LimitsLike | int | None = None,
+    run_id: str | None = None,
+) -> Plan:
+    """The plan of a manual kill-switch: same rails (protect tag, max_resources) as a scan."""
+    if not target.tags and not target.resource_types:
+        raise InputError("kill-switch needs a tag selector or resource types; refusing 'all'")
+    spec = ManualAction(action, enforcer.provider, target, dict(params or {}))
+    decision = Decision(
+        budget="kill-switch",
+        scope={},
+        action="block",
+        severity="critical",
+        reason="manual kill-switch",
+    )
+    return build_plan(
+        [(spec, decision)],
+        {enforcer.provider: enforcer},
+        protect_tag=protect_tag,
+        max_resources=max_resources,
+        run_id=run_id,
+    )
 
 
 def _group_key(planned: PlannedAction) -> tuple[str, str, str, str, str, str]:

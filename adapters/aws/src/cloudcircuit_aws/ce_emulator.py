@@ -12,7 +12,7 @@ the tests and the benchmark; it only ever talks to moto.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -41,11 +41,18 @@ class Charge:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def queue_ce_results(results: Sequence[Mapping[str, Any]]) -> None:
-    """Append results to moto's Cost Explorer queue (inside a moto mock)."""
+def queue_ce_results(results: Sequence[Mapping[str, Any]], *, account: str | None = None) -> None:
+    """Append results to moto's Cost Explorer queue (inside a moto mock) of ``account``
+    (default: moto's account, ``MOTO_ACCOUNT_ID`` or 123456789012)."""
+    import os
+
     import requests
 
-    answer = requests.post(MOTO_CE_QUEUE_URL, json={"results": list(results)}, timeout=10)
+    body = {
+        "account_id": account or os.environ.get("MOTO_ACCOUNT_ID", "123456789012"),
+        "results": list(results),
+    }
+    answer = requests.post(MOTO_CE_QUEUE_URL, json=body, timeout=10)
     if answer.status_code != 201:
         raise RuntimeError(f"moto refused the Cost Explorer results: {answer.status_code}")
 
@@ -221,3 +228,13 @@ class CostExplorerSeeder:
     def attach(self, ce_client: Any) -> None:
         """Queue the right result before each new request ``ce_client`` sends to moto."""
         ce_client.meta.events.register("provide-client-params.ce.GetCostAndUsage", self._on_params)
+
+    def attach_to_new_clients(self) -> Callable[[], None]:
+        """Attach to every Cost Explorer client :mod:`.clients` builds from now on."""
+        from cloudcircuit_aws.clients import observe_clients
+
+        def watch(service: str, client: Any) -> None:
+            if service == "ce":
+                self.attach(client)
+
+        return observe_clients(watch)

@@ -22,12 +22,15 @@ __all__ = [
     "Clients",
     "aws_error_code",
     "observe_calls",
+    "observe_clients",
 ]
 
 DEFAULT_MAX_ATTEMPTS = 8
 
 CallObserver = Callable[[str, str], None]
+ClientObserver = Callable[[str, Any], None]
 _observers: list[CallObserver] = []
+_client_observers: list[ClientObserver] = []
 _observers_lock = threading.Lock()
 
 
@@ -40,6 +43,20 @@ def observe_calls(observer: CallObserver) -> Callable[[], None]:
         with _observers_lock:
             if observer in _observers:
                 _observers.remove(observer)
+
+    return remove
+
+
+def observe_clients(observer: ClientObserver) -> Callable[[], None]:
+    """Call ``observer(service, client)`` for every client built from now on (the demo and
+    tests attach moto's Cost Explorer seeder this way); returns the unsubscribe."""
+    with _observers_lock:
+        _client_observers.append(observer)
+
+    def remove() -> None:
+        with _observers_lock:
+            if observer in _client_observers:
+                _client_observers.remove(observer)
 
     return remove
 
@@ -102,7 +119,11 @@ class Clients:
             built = self.session().client(service, region_name=key[1], config=config)
             built.meta.events.register("before-call", self._on_call)
             self._clients[key] = built
-            return built
+            with _observers_lock:
+                watchers = list(_client_observers)
+        for watcher in watchers:
+            watcher(service, built)
+        return built
 
     def _on_call(self, model: Any = None, **_: Any) -> None:
         service = str(model.service_model.service_name) if model is not None else "?"

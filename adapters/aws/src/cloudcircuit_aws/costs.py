@@ -214,6 +214,11 @@ class CostExplorerSource:
         self.store = store
 
     @property
+    def scan_requests(self) -> int:
+        """Requests made since the scan began."""
+        return self._scan_requests
+
+    @property
     def scan_cost_usd(self) -> float:
         return round(self._scan_requests * CE_PRICE_PER_REQUEST, 2)
 
