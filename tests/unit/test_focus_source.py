@@ -548,3 +548,50 @@ def test_open_source_errors() -> None:
         open_source(_Config("focus", "x.csv", colour="red"))
     with pytest.raises(ProviderNotInstalledError, match="cloudcircuit-nosuchcloud"):
         open_source(_Config("nosuchcloud"))
+
+
+@pytest.mark.parametrize(
+    ("schema", "version"), [("focuscost_1.0r2", "1.0r2"), ("focuscost_1.2", "1.2")]
+)
+def test_azure_focus_export_headers_are_accepted(
+    shared_data: Path, tmp_path: Path, schema: str, version: str
+) -> None:
+    # Azure Cost Management's real FOCUS export columns (finops-toolkit export schemas, MIT)
+    spec = json.loads(
+        (shared_data / "azure_finops_toolkit" / "export_schemas" / f"{schema}.json").read_text()
+    )
+    columns = [m["sink"]["name"] for m in spec["translator"]["mappings"]]
+    assert any(c.startswith("x_") for c in columns)  # Azure adds its own x_ columns
+    values = row(ServiceName="Virtual Machines", ProviderName="Microsoft")
+    path = write_csv(tmp_path / "azure.csv", [{c: values.get(c, "") for c in columns}], columns)
+    got = by_scope(FocusSource(path, version=version), q(group_by=("provider", "service")))
+    assert got == {("Microsoft", "Virtual Machines"): [1.0, 0.0, 0.0]}
+
+
+def test_progress_callback_sees_each_query(tmp_path: Path) -> None:
+    seen: list[tuple[str, float | None]] = []
+    source = FocusSource(
+        write_csv(tmp_path / "f.csv", [row()]),
+        progress=lambda label, done: seen.append((label, done)),
+    )
+    assert by_scope(source, q())[()][0] == 1.0
+    labels = {label for label, _ in seen}
+    assert "Checking 1 FOCUS file(s)" in labels and "Aggregating 1 FOCUS rows" in labels
+    assert all(done is None or 0.0 <= done <= 1.0 for _, done in seen)
+    assert seen[-1][1] == 1.0
+    # errors raised inside the worker thread still arrive as cloudcircuit errors
+    bad = FocusSource(
+        write_csv(tmp_path / "bad.csv", [row(BilledCost="NaN")]), progress=lambda *_: None
+    )
+    with pytest.raises(DataError, match="not a finite number"):
+        bad.fetch(q())
+
+
+def test_profile_is_cached_until_a_file_changes(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "f.csv", [row()])
+    source = FocusSource(path)
+    first = source.profile()
+    assert source.profile() is first
+    write_csv(path, [row(), row(BilledCost="2.5")])
+    assert source.profile() is not first
+    assert by_scope(source, q())[()][0] == 3.5
