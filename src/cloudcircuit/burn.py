@@ -252,7 +252,7 @@ def evaluate_burn(
 class BurnWindowSpec(BaseModel):
     """One window pair in a policy file: ``{long: 6h, short: 1h, factor: 6, action: block}``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     long: str | float = Field(description="Long window: a duration like '6h' or seconds.")
     short: str | float = Field(description="Short window: a duration like '1h' or seconds.")
@@ -284,7 +284,7 @@ class BurnWindowsSettings(BaseModel):
     period; each pair carries its own action.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(default=True, description="Run the multi-window burn-rate detector.")
     windows: list[BurnWindowSpec] = Field(

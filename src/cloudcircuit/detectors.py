@@ -78,7 +78,7 @@ def default_season(granularity: Granularity | str | None) -> int:
 
 
 class _DetectorSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = Field(default=True, description="Run this detector.")
     action: Action = Field(default="throttle", description="What it asks for when it fires.")

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from cloudcircuit.burn import BurnWindowsSettings
+from cloudcircuit.detectors import SeasonalSettings, StreamingSettings
 from cloudcircuit.policy._base import NonNegativeFloat, PolicyModel, PositiveFloat, RuleAction
 
 __all__ = [
@@ -117,6 +119,21 @@ class DetectorSettings(PolicyModel):
     )
     forecast: ForecastSettings = Field(
         default_factory=ForecastSettings, description="End-of-period forecast against budget."
+    )
+    # owned by cloudcircuit.burn / cloudcircuit.detectors (DETECT)
+    burn_windows: BurnWindowsSettings = Field(
+        default_factory=BurnWindowsSettings,
+        description="Multi-window, multi-burn-rate alerts on the budget (SRE workbook).",
+    )
+    seasonal: SeasonalSettings = Field(
+        default_factory=lambda: SeasonalSettings(enabled=False),
+        description="Weekday-aware anomaly detector, expected value from past seasons "
+        "(off by default: set enabled: true).",
+    )
+    streaming: StreamingSettings = Field(
+        default_factory=lambda: StreamingSettings(enabled=False),
+        description="Streaming robust Holt-Winters detector for hourly data "
+        "(off by default: set enabled: true).",
     )
 
     def merged(self, override: DetectorSettings | None) -> DetectorSettings:
