@@ -329,7 +329,10 @@ class FocusSource:
         duckdb = load_duckdb()
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")
+        # progress is tracked (for query_progress) but never printed by DuckDB itself
+        con.execute(f"SET enable_progress_bar = {'true' if self.progress else 'false'}")
+        con.execute("SET enable_progress_bar_print = false")
+        con.execute("SET progress_bar_time = 0")
         return con
 
     def _run(self, con: Any, sql: str, params: Mapping[str, Any] | None, label: str) -> list[Any]:
