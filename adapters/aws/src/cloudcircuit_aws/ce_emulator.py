@@ -48,7 +48,7 @@ def queue_ce_results(results: Sequence[Mapping[str, Any]], *, account: str | Non
 
     import requests
 
-    body = {
+    body: dict[str, Any] = {
         "account_id": account or os.environ.get("MOTO_ACCOUNT_ID", "123456789012"),
         "results": list(results),
     }
