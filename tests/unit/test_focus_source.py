@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -595,3 +596,27 @@ def test_profile_is_cached_until_a_file_changes(tmp_path: Path) -> None:
     write_csv(path, [row(), row(BilledCost="2.5")])
     assert source.profile() is not first
     assert by_scope(source, q())[()][0] == 3.5
+
+
+def test_parquet_files_with_different_column_types(tmp_path: Path) -> None:
+    # one export wrote costs as DECIMAL and times as text, the next as DOUBLE and TIMESTAMPTZ
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    first = write_csv(tmp_path / "a.csv", [row(BilledCost="1.25")])
+    rel = f"read_csv('{first}', all_varchar=true, nullstr=['NULL',''])"
+    (tmp_path / "out").mkdir()
+    con.execute(
+        f"COPY (SELECT * REPLACE (CAST(BilledCost AS DECIMAL(18, 6)) AS BilledCost) FROM {rel}) "
+        f"TO '{tmp_path / 'out' / 'a.parquet'}' (FORMAT parquet)"
+    )
+    second = write_csv(tmp_path / "b.csv", [row(BilledCost="2.5", start=D + timedelta(days=1))])
+    to_parquet(second, tmp_path / "out" / "b.parquet")
+    assert by_scope(FocusSource(tmp_path / "out"), q())[()] == [1.25, 2.5, 0.0]
+
+
+def test_missing_duckdb_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudcircuit.sources.focus import load_duckdb
+
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    with pytest.raises(ImportError, match=r"pip install 'cloudcircuit\[focus\]'"):
+        load_duckdb()

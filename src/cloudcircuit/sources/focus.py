@@ -35,6 +35,14 @@ import numpy as np
 from cloudcircuit.errors import CurrencyMismatchError, DataError, InputError, SchemaError
 from cloudcircuit.providers import FetchResult, SourceStats, SpendQuery
 from cloudcircuit.sources._files import file_format, find_csv_row, resolve_files
+from cloudcircuit.sources._focus_sql import (
+    CHECKED,
+    DIMENSION_COLUMNS,
+    ident,
+    lit,
+    projection,
+    reader,
+)
 from cloudcircuit.sources.focus_columns import detect_version, mandatory_columns, normalize_version
 from cloudcircuit.spend import (
     CostBasis,
@@ -52,32 +60,6 @@ __all__ = ["FocusFile", "FocusProfile", "FocusSource", "ProgressCallback", "load
 ProgressCallback = Callable[[str, float | None], None]
 
 #: dimension -> FOCUS column
-_DIMENSION_COLUMNS = {
-    "provider": "ProviderName",
-    "sub_account": "SubAccountId",
-    "service": "ServiceName",
-    "region": "RegionId",
-    "resource": "ResourceId",
-}
-_ISO_TIMESTAMP = (
-    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|z|UTC|[+-]\d{2}(:?\d{2})?)?"
-)
-_TIMESTAMP_TYPES = ("TIMESTAMP", "DATE")
-_NUMERIC_TYPES = (
-    "DOUBLE",
-    "FLOAT",
-    "DECIMAL",
-    "INTEGER",
-    "BIGINT",
-    "SMALLINT",
-    "TINYINT",
-    "HUGEINT",
-    "UBIGINT",
-    "UINTEGER",
-    "USMALLINT",
-    "UTINYINT",
-    "REAL",
-)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -85,20 +67,11 @@ def load_duckdb() -> ModuleType:
     """Import DuckDB, or explain which extra installs it."""
     try:
         import duckdb
-    except ImportError as exc:  # pragma: no cover - the dev environment has duckdb
+    except ImportError as exc:
         raise ImportError(
             "reading FOCUS files needs DuckDB: pip install 'cloudcircuit[focus]'"
         ) from exc
     return duckdb
-
-
-def _lit(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _from_us(value: int) -> datetime:
@@ -147,143 +120,6 @@ class FocusProfile:
         return sorted({f.version for f in self.files})
 
 
-# -- building the normalized relation -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    """How one checked column is read: its value, when it is bad or missing, its raw text."""
-
-    column: str
-    value: str
-    bad: str
-    raw: str
-    missing: str
-
-
-def _text_expr(col: str | None, typ: str | None) -> str:
-    if col is None:
-        return "CAST(NULL AS VARCHAR)"
-    c = _ident(col)
-    if typ is not None and typ.startswith("VARCHAR"):
-        return f"CASE WHEN {c} IN ('', 'NULL', 'null') THEN NULL ELSE {c} END"
-    return f"CAST({c} AS VARCHAR)"
-
-
-def _timestamp_field(column: str, col: str | None, typ: str | None) -> _Field:
-    """A date/time column as epoch microseconds (UTC).
-
-    Microseconds, not TIMESTAMP: converting a TIMESTAMP WITH TIME ZONE column to a naive
-    TIMESTAMP goes through the time-zone machinery row by row and costs more than the whole
-    aggregation; ``epoch_us`` of the stored instant is free, and so are range filters on it.
-    """
-    if col is None or typ is None:
-        return _Field(column, "CAST(NULL AS BIGINT)", "false", "CAST(NULL AS VARCHAR)", "true")
-    c = _ident(col)
-    raw = _text_expr(col, typ)
-    if typ.startswith("DATE"):
-        return _Field(column, f"epoch_us(CAST({c} AS TIMESTAMP))", "false", raw, f"{c} IS NULL")
-    if typ.startswith(_TIMESTAMP_TYPES):
-        return _Field(column, f"epoch_us({c})", "false", raw, f"{c} IS NULL")
-    if typ.startswith("VARCHAR"):
-        # naive texts are read in the session zone, which _connect pins to UTC
-        text = f"trim({raw})"
-        value = (
-            f"CASE WHEN regexp_full_match({text}, {_lit(_ISO_TIMESTAMP)}) "
-            f"THEN epoch_us(TRY_CAST(replace({text}, 'UTC', 'Z') AS TIMESTAMPTZ)) END"
-        )
-        bad = f"({raw} IS NOT NULL AND ({value}) IS NULL)"
-        return _Field(column, value, bad, raw, f"{raw} IS NULL")
-    raise SchemaError(f"column {col} has type {typ}; FOCUS needs an ISO 8601 date/time")
-
-
-def _cost_field(column: str, col: str | None, typ: str | None) -> _Field:
-    if col is None or typ is None:
-        return _Field(column, "CAST(NULL AS DOUBLE)", "false", "CAST(NULL AS VARCHAR)", "true")
-    c = _ident(col)
-    raw = _text_expr(col, typ)
-    if typ.startswith(_NUMERIC_TYPES):
-        value = f"CAST({c} AS DOUBLE)"
-        bad = f"(isnan({value}) OR isinf({value}))"
-        return _Field(column, value, bad, raw, f"{c} IS NULL")
-    if not typ.startswith("VARCHAR"):
-        raise SchemaError(f"column {col} has type {typ}; FOCUS needs a decimal number")
-    value = f"TRY_CAST(trim({raw}) AS DOUBLE)"
-    bad = f"({raw} IS NOT NULL AND (({value}) IS NULL OR isnan({value}) OR isinf({value})))"
-    return _Field(column, value, bad, raw, f"{raw} IS NULL")
-
-
-def _tags_field(col: str | None, typ: str | None) -> _Field:
-    if col is None or typ is None:
-        return _Field("Tags", "CAST(NULL AS VARCHAR)", "false", "CAST(NULL AS VARCHAR)", "true")
-    c = _ident(col)
-    if typ.startswith("MAP") or typ.startswith("STRUCT"):
-        # Parquet exports (AWS) write Tags as map<string,string>: read it as JSON text
-        value = f"CAST(to_json({c}) AS VARCHAR)"
-        return _Field("Tags", value, "false", value, f"{c} IS NULL")
-    raw = _text_expr(col, typ)
-    bad = f"({raw} IS NOT NULL AND NOT json_valid({raw}))"
-    return _Field("Tags", raw, bad, raw, f"{raw} IS NULL")
-
-
-#: columns the validation pass checks on every row (Tags only when a query reads tags)
-_CHECKED = (
-    "ChargePeriodStart",
-    "ChargePeriodEnd",
-    "BilledCost",
-    "EffectiveCost",
-    "BillingCurrency",
-)
-
-
-def _projection(files: Sequence[FocusFile], fmt: str, types: Mapping[str, str]) -> str:
-    """SELECT of the normalized columns over the union of ``files`` (one format)."""
-    listing = "[" + ", ".join(_lit(str(f.path)) for f in files) + "]"
-    if fmt == "csv":
-        reader = (
-            f"read_csv({listing}, header = true, all_varchar = true, union_by_name = true, "
-            f"filename = true, nullstr = ['NULL', 'null', ''])"
-        )
-        row = "CAST(NULL AS BIGINT)"
-    else:
-        reader = (
-            f"read_parquet({listing}, union_by_name = true, filename = true, "
-            f"file_row_number = true)"
-        )
-        row = "file_row_number + 1"
-    lowered = {name.lower(): name for name in types}
-
-    def col(name: str) -> tuple[str | None, str | None]:
-        real = lowered.get(name.lower())
-        return real, (types[real] if real else None)
-
-    fields = {
-        "ChargePeriodStart": _timestamp_field("ChargePeriodStart", *col("ChargePeriodStart")),
-        "ChargePeriodEnd": _timestamp_field("ChargePeriodEnd", *col("ChargePeriodEnd")),
-        "BilledCost": _cost_field("BilledCost", *col("BilledCost")),
-        "EffectiveCost": _cost_field("EffectiveCost", *col("EffectiveCost")),
-        "Tags": _tags_field(*col("Tags")),
-    }
-    currency = _text_expr(*col("BillingCurrency"))
-    parts = ["CAST(filename AS VARCHAR) AS _file", f"{row} AS _row"]
-    for name, fld in fields.items():
-        parts += [
-            f"{fld.value} AS {_ident(name)}",
-            f"{fld.bad} AS {_ident(name + '_bad')}",
-            f"{fld.raw} AS {_ident(name + '_raw')}",
-            f"{fld.missing} AS {_ident(name + '_missing')}",
-        ]
-    parts += [
-        f"{currency} AS BillingCurrency",
-        "false AS BillingCurrency_bad",
-        f"{currency} AS BillingCurrency_raw",
-        f"({currency}) IS NULL AS BillingCurrency_missing",
-    ]
-    for dim, focus_col in _DIMENSION_COLUMNS.items():
-        parts.append(f"{_text_expr(*col(focus_col))} AS {_ident('_dim_' + dim)}")
-    return f"SELECT {', '.join(parts)} FROM {reader}"
-
-
 # -- the source ---------------------------------------------------------------------------
 
 
@@ -319,6 +155,7 @@ class FocusSource:
         self.progress = progress
         self._profile: FocusProfile | None = None
         self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self._union_types: dict[tuple[Path, ...], dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"FocusSource({self.path!r}, name={self.name!r})"
@@ -384,10 +221,12 @@ class FocusSource:
             if path.stat().st_size == 0:
                 raise DataError("file is empty (0 bytes): not a FOCUS export", file=str(path))
             if fmt == "csv":
-                reader = f"read_csv({_lit(str(path))}, header = true, all_varchar = true)"
+                relation = f"read_csv({lit(str(path))}, header = true, all_varchar = true)"
             else:
-                reader = f"read_parquet({_lit(str(path))})"
-            described = self._run(con, f"DESCRIBE SELECT * FROM {reader}", None, "Reading headers")
+                relation = f"read_parquet({lit(str(path))})"
+            described = self._run(
+                con, f"DESCRIBE SELECT * FROM {relation}", None, "Reading headers"
+            )
             columns = {str(r[0]).strip(): str(r[1]) for r in described}
             version = self.version or detect_version(columns)
             out.append(FocusFile(path, fmt, columns, version))
@@ -418,17 +257,25 @@ class FocusSource:
             out.append((str(p), st.st_mtime_ns, st.st_size))
         return tuple(out)
 
-    def _base_sql(self, files: Sequence[FocusFile]) -> str:
+    def _base_sql(self, con: Any, files: Sequence[FocusFile]) -> str:
+        """The normalized relation over ``files``: one projection per format, UNION ALL.
+
+        Column types come from DESCRIBE of the union itself (files may disagree, e.g. DECIMAL
+        in one and DOUBLE in another; DuckDB's union_by_name settles on a common type).
+        """
         selects: list[str] = []
         for fmt in ("csv", "parquet"):
-            group = [f for f in files if f.format == fmt]
-            if not group:
+            paths = tuple(f.path for f in files if f.format == fmt)
+            if not paths:
                 continue
-            types: dict[str, str] = {}
-            for f in group:
-                for name, typ in f.columns.items():
-                    types.setdefault(name, typ)
-            selects.append(_projection(group, fmt, types))
+            types = self._union_types.get(paths)
+            if types is None:
+                described = self._run(
+                    con, f"DESCRIBE SELECT * FROM {reader(paths, fmt)}", None, "Reading headers"
+                )
+                types = {str(r[0]): str(r[1]) for r in described}
+                self._union_types[paths] = types
+            selects.append(projection(paths, fmt, types))
         return " UNION ALL ".join(f"({s})" for s in selects)
 
     def profile(self) -> FocusProfile:
@@ -441,15 +288,16 @@ class FocusSource:
         signature = self._signature_of(paths)
         if self._profile is not None and signature == self._signature:
             return self._profile
+        self._union_types = {}
         con = self._connect()
         try:
             files = self._files(con, paths)
             self._check_columns(files, ("ChargePeriodStart", "ChargePeriodEnd", "BillingCurrency"))
-            base = self._base_sql(files)
+            base = self._base_sql(con, files)
             metrics = []
-            for name in _CHECKED:
-                metrics.append(f"count(*) FILTER (WHERE {_ident(name + '_bad')})")
-                metrics.append(f"count(*) FILTER (WHERE {_ident(name + '_missing')})")
+            for name in CHECKED:
+                metrics.append(f"count(*) FILTER (WHERE {ident(name + '_bad')})")
+                metrics.append(f"count(*) FILTER (WHERE {ident(name + '_missing')})")
             sql = (
                 f"SELECT _file, count(*), {', '.join(metrics)}, "
                 f"min(ChargePeriodStart), max(ChargePeriodEnd) "
@@ -460,8 +308,8 @@ class FocusSource:
             con.close()
         counts: dict[str, _FileCounts] = {}
         for r in rows:
-            bad = {name: int(r[2 + 2 * i]) for i, name in enumerate(_CHECKED)}
-            missing = {name: int(r[3 + 2 * i]) for i, name in enumerate(_CHECKED)}
+            bad = {name: int(r[2 + 2 * i]) for i, name in enumerate(CHECKED)}
+            missing = {name: int(r[3 + 2 * i]) for i, name in enumerate(CHECKED)}
             counts[str(r[0])] = _FileCounts(int(r[1]), bad, missing, r[-2], r[-1])
         total = sum(c.rows for c in counts.values())
         if total == 0:
@@ -507,7 +355,7 @@ class FocusSource:
             try:
                 sql = (
                     f"SELECT _file, count(*) FILTER (WHERE Tags_bad) "
-                    f"FROM ({self._base_sql(profile.files)}) GROUP BY _file"
+                    f"FROM ({self._base_sql(con, profile.files)}) GROUP BY _file"
                 )
                 rows = self._run(con, sql, None, "Checking Tags")
             finally:
@@ -521,9 +369,9 @@ class FocusSource:
     def _locate_and_raise(self, f: FocusFile, name: str, kind: str, count: int) -> None:
         con = self._connect()
         try:
-            pred = _ident(name + ("_bad" if kind == "bad" else "_missing"))
+            pred = ident(name + ("_bad" if kind == "bad" else "_missing"))
             sql = (
-                f"SELECT _row, {_ident(name + '_raw')} FROM ({self._base_sql([f])}) "
+                f"SELECT _row, {ident(name + '_raw')} FROM ({self._base_sql(con, [f])}) "
                 f"WHERE {pred} ORDER BY _row NULLS LAST LIMIT 1"
             )
             found = self._run(con, sql, None, "Locating a bad row")
@@ -531,7 +379,7 @@ class FocusSource:
             if f.format == "csv":
                 sniff = self._run(
                     con,
-                    f"SELECT Delimiter FROM sniff_csv({_lit(str(f.path))})",
+                    f"SELECT Delimiter FROM sniff_csv({lit(str(f.path))})",
                     None,
                     "Locating a bad row",
                 )
@@ -568,7 +416,7 @@ class FocusSource:
         filters = {parse_dimensions([k])[0]: tuple(v) for k, v in query.filters.items() if v}
         cost_col = "BilledCost" if query.cost_basis is CostBasis.BILLED else "EffectiveCost"
         used = {*dims, *filters}
-        needed = [cost_col, *(_DIMENSION_COLUMNS[d] for d in used if not d.startswith("tag:"))]
+        needed = [cost_col, *(DIMENSION_COLUMNS[d] for d in used if not d.startswith("tag:"))]
         if any(d.startswith("tag:") for d in used):
             needed.append("Tags")
         profile = self.profile()
@@ -596,7 +444,7 @@ class FocusSource:
                 params[f"tag{i}"] = f'$."{key}"'
                 exprs[dim] = f"COALESCE(json_extract_string(Tags, $tag{i}), '')"
             else:
-                exprs[dim] = f"COALESCE({_ident('_dim_' + dim)}, '')"
+                exprs[dim] = f"COALESCE({ident('_dim_' + dim)}, '')"
         lo_us = int((lo - _EPOCH) / timedelta(microseconds=1))
         hi_us = int((hi - _EPOCH) / timedelta(microseconds=1))
         where = [f"ChargePeriodStart >= {lo_us}", f"ChargePeriodStart < {hi_us}"]
@@ -614,20 +462,21 @@ class FocusSource:
         else:
             step = 3_600_000_000 if gran is Granularity.HOUR else 86_400_000_000
             index = f"((ChargePeriodStart - {lo_us}) // {step})"
-        select_dims = [f"{exprs[d]} AS {_ident('d' + str(i))}" for i, d in enumerate(dims)]
-        group_cols = [_ident("d" + str(i)) for i in range(len(dims))]
-        base = self._base_sql(profile.files)
-        sql = (
-            f"SELECT {', '.join([*group_cols, 'idx'])}, CAST(sum(cost) AS DOUBLE), "
-            f"min(cur), max(cur), count(*) "
-            f"FROM (SELECT {', '.join([*select_dims, f'{index} AS idx'])}, "
-            f"CAST({_ident(cost_col)} AS DECIMAL(38, 12)) AS cost, BillingCurrency AS cur "
-            f"FROM ({base}) "
-            f"WHERE {' AND '.join(where)}) "
-            f"GROUP BY {', '.join([*group_cols, 'idx'])} ORDER BY {', '.join([*group_cols, 'idx'])}"
-        )
+        select_dims = [f"{exprs[d]} AS {ident('d' + str(i))}" for i, d in enumerate(dims)]
+        group_cols = [ident("d" + str(i)) for i in range(len(dims))]
         con = self._connect()
         try:
+            base = self._base_sql(con, profile.files)
+            sql = (
+                f"SELECT {', '.join([*group_cols, 'idx'])}, CAST(sum(cost) AS DOUBLE), "
+                f"min(cur), max(cur), count(*) "
+                f"FROM (SELECT {', '.join([*select_dims, f'{index} AS idx'])}, "
+                f"CAST({ident(cost_col)} AS DECIMAL(38, 12)) AS cost, BillingCurrency AS cur "
+                f"FROM ({base}) "
+                f"WHERE {' AND '.join(where)}) "
+                f"GROUP BY {', '.join([*group_cols, 'idx'])} "
+                f"ORDER BY {', '.join([*group_cols, 'idx'])}"
+            )
             rows = self._run(con, sql, params, f"Aggregating {profile.rows:,} FOCUS rows")
         finally:
             con.close()
