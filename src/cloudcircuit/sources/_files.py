@@ -24,7 +24,7 @@ __all__ = [
     "resolve_files",
 ]
 
-CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
+CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".snappy.parquet", ".gz.parquet")
 #: cell texts read as null: the literal NULL (FinOps sample data), null (spec examples), empty
 NULL_STRINGS = ("NULL", "null", "")

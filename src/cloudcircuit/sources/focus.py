@@ -59,7 +59,6 @@ __all__ = ["FocusFile", "FocusProfile", "FocusSource", "ProgressCallback", "load
 #: called with (what is being done, fraction done in [0, 1] or None when unknown)
 ProgressCallback = Callable[[str, float | None], None]
 
-#: dimension -> FOCUS column
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -192,13 +191,17 @@ class FocusSource:
         thread = threading.Thread(target=work, name="cloudcircuit-focus", daemon=True)
         thread.start()
         self.progress(label, None)
-        while thread.is_alive():
-            thread.join(0.1)
-            try:
-                done = float(con.query_progress())
-            except Exception:
-                done = -1.0
-            self.progress(label, done / 100.0 if done >= 0 else None)
+        try:
+            while thread.is_alive():
+                thread.join(0.1)
+                try:
+                    done = float(con.query_progress())
+                except duckdb.Error:
+                    done = -1.0
+                self.progress(label, done / 100.0 if done >= 0 else None)
+        except KeyboardInterrupt:
+            con.interrupt()  # stop DuckDB too, not just the wait for it
+            raise
         self.progress(label, 1.0)
         error = box.get("error")
         if isinstance(error, duckdb.Error):
@@ -445,8 +448,8 @@ class FocusSource:
                 exprs[dim] = f"COALESCE(json_extract_string(Tags, $tag{i}), '')"
             else:
                 exprs[dim] = f"COALESCE({ident('_dim_' + dim)}, '')"
-        lo_us = int((lo - _EPOCH) / timedelta(microseconds=1))
-        hi_us = int((hi - _EPOCH) / timedelta(microseconds=1))
+        lo_us = (lo - _EPOCH) // timedelta(microseconds=1)
+        hi_us = (hi - _EPOCH) // timedelta(microseconds=1)
         where = [f"ChargePeriodStart >= {lo_us}", f"ChargePeriodStart < {hi_us}"]
         for j, (dim, values) in enumerate(sorted(filters.items())):
             names = []
