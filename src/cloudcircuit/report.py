@@ -632,6 +632,13 @@ def render_report(result: ScanResult, *, title: str = "cloudcircuit scan report"
     )
     breaker = "open" if result.breaker_open else "closed"
     cards += f'<div class="card">circuit breaker<b>{breaker}</b></div>'
+    if result.alerts is not None:
+        sent, failed = len(result.alerts.sent), len(result.alerts.failed)
+        dup = len(result.alerts.suppressed)
+        cards += (
+            f'<div class="card">alerts sent<b>{sent}</b><span class="muted">{dup} duplicates'
+            f"{f', {failed} failed' if failed else ''}</span></div>"
+        )
     mode = "dry-run" if result.dry_run else "enforce"
     scopes = "".join(_scope_section(sr) for sr in result.scopes)
     return (

@@ -15,6 +15,8 @@ def test_demo_exits_cleanly_and_says_where_the_report_is(demo_run: DemoRun) -> N
     assert report.is_file()
     assert f"file://{report}" in demo_run.stdout
     assert "Traceback" not in demo_run.stderr
+    page = report.read_text()
+    assert "alerts sent" in page and "ml-training" in page
 
 
 def test_runaway_blocks_rising_throttles_healthy_allows(demo_run: DemoRun) -> None:
