@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import threading
-from array import array
 from collections import deque
 from typing import Protocol, runtime_checkable
 
@@ -114,21 +113,23 @@ class BucketedStore:
     """A fixed ring of per-bucket (total, failures) counters covering ``max_age_seconds``.
 
     Bucket ``i`` holds the events with ``i * resolution <= timestamp < (i + 1) * resolution``.
-    The ring holds the newest ``ceil(max_age / resolution) + 1`` buckets; recording into a new
-    bucket clears the buckets it skipped over, so an event older than the ring is dropped just
-    as the exact store trims it. Running totals over the ring make a full-window count O(1).
+    The ring holds the newest ``ceil(max_age / resolution) + 1`` buckets (bucket ``i`` lives in
+    slot ``i % size``); recording into a newer bucket clears the buckets it skips, so an event
+    older than the ring is dropped just as the exact store trims it. Running totals over the
+    ring make a full-window count O(1); any other window is two C-level slice sums.
     """
 
     __slots__ = (
+        "_acquire",
         "_all_failures",
         "_all_total",
         "_failures",
         "_lock",
         "_max_age",
         "_newest",
+        "_release",
         "_res",
         "_size",
-        "_stamps",
         "_totals",
     )
 
@@ -140,13 +141,15 @@ class BucketedStore:
         self._max_age = float(max_age_seconds)
         self._res = float(resolution_seconds)
         self._size = math.ceil(self._max_age / self._res) + 1
-        self._stamps = array("q", [-(2**62)]) * self._size
-        self._totals = array("q", [0]) * self._size
-        self._failures = array("q", [0]) * self._size
+        self._totals = [0] * self._size
+        self._failures = [0] * self._size
         self._newest = -(2**62)
         self._all_total = 0
         self._all_failures = 0
         self._lock = threading.Lock()
+        # bound once: ``with self._lock`` costs about twice as much on the hot path
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
 
     @classmethod
     def for_window(
@@ -168,72 +171,74 @@ class BucketedStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _clear(self, slot: int) -> None:
-        self._all_total -= self._totals[slot]
-        self._all_failures -= self._failures[slot]
-        self._totals[slot] = 0
-        self._failures[slot] = 0
-
     def _advance(self, idx: int) -> None:
-        """Make ``idx`` the newest bucket, clearing every slot that now holds a stale bucket."""
+        """Make ``idx`` the newest bucket, clearing the slots of the buckets it skips."""
         size = self._size
-        first = max(self._newest + 1, idx - size + 1)
-        for j in range(first, idx + 1):
-            slot = j % size
-            self._clear(slot)
-            self._stamps[slot] = j
+        if idx - self._newest >= size:
+            self._totals = [0] * size
+            self._failures = [0] * size
+            self._all_total = self._all_failures = 0
+        else:
+            totals, failures = self._totals, self._failures
+            for j in range(self._newest + 1, idx + 1):
+                slot = j % size
+                self._all_total -= totals[slot]
+                self._all_failures -= failures[slot]
+                totals[slot] = failures[slot] = 0
         self._newest = idx
 
     def add(self, timestamp: float, success: bool) -> None:
-        idx = math.floor(timestamp / self._res)
-        with self._lock:
+        idx = int(timestamp // self._res)
+        self._acquire()
+        try:
             if idx > self._newest:
                 self._advance(idx)
             elif idx <= self._newest - self._size:
                 return  # older than the ring: the exact store would have trimmed it
             slot = idx % self._size
-            if self._stamps[slot] != idx:
-                # a bucket inside the ring that was never written since it was cleared
-                self._clear(slot)
-                self._stamps[slot] = idx
             self._totals[slot] += 1
             self._all_total += 1
             if not success:
                 self._failures[slot] += 1
                 self._all_failures += 1
+        finally:
+            self._release()
 
     def record(self, observation: Observation) -> None:
         self.add(observation.timestamp, observation.success)
 
     def trim(self, before: float) -> None:
         """Drop the buckets that end at or before ``before``."""
-        limit = math.floor(before / self._res)
+        limit = int(before // self._res)
         with self._lock:
-            for slot in range(self._size):
-                if self._stamps[slot] < limit and self._totals[slot]:
-                    self._clear(slot)
+            oldest = self._newest - self._size + 1
+            for j in range(oldest, min(limit, self._newest + 1)):
+                slot = j % self._size
+                self._all_total -= self._totals[slot]
+                self._all_failures -= self._failures[slot]
+                self._totals[slot] = self._failures[slot] = 0
 
     # -- reading -------------------------------------------------------------------------
 
     def _sum(self, lo: int, hi: int) -> tuple[int, int]:
-        """Totals of buckets ``lo..hi`` (inclusive), which must lie inside the ring."""
+        """Totals of buckets ``lo..hi`` (inclusive, inside the ring): one or two slices."""
         size = self._size
-        stamps, totals, failures = self._stamps, self._totals, self._failures
-        total = fails = 0
-        for j in range(lo, hi + 1):
-            slot = j % size
-            if stamps[slot] == j:
-                total += totals[slot]
-                fails += failures[slot]
-        return total, fails
+        a, b = lo % size, hi % size
+        totals, failures = self._totals, self._failures
+        if a <= b:
+            return sum(totals[a : b + 1]), sum(failures[a : b + 1])
+        return (
+            sum(totals[a:]) + sum(totals[: b + 1]),
+            sum(failures[a:]) + sum(failures[: b + 1]),
+        )
 
     def counts(self, now: float, seconds: int) -> tuple[int, int]:
         """``(total, failures)`` of the buckets at or after the one holding ``now - seconds``.
 
-        Costs O(min(k, buckets - k)) where k is the number of buckets in the window: a window
-        covering most of the ring is the running total minus the few buckets before it.
+        A window covering the whole ring is the running total; otherwise the shorter of the
+        window and its complement is summed.
         """
-        cutoff = math.floor((now - seconds) / self._res)
+        cutoff = int((now - seconds) // self._res)
         with self._lock:
             newest = self._newest
             oldest = newest - self._size + 1
@@ -252,13 +257,13 @@ class BucketedStore:
 
         For the 0.1 protocol only: it materialises every event, so prefer :meth:`counts`.
         """
-        cutoff = math.floor((now - seconds) / self._res)
+        cutoff = int((now - seconds) // self._res)
         with self._lock:
-            buckets = sorted(
-                (int(self._stamps[s]), int(self._totals[s]), int(self._failures[s]))
-                for s in range(self._size)
-                if self._totals[s] and self._stamps[s] >= cutoff
-            )
+            lo = max(cutoff, self._newest - self._size + 1)
+            buckets = [
+                (j, self._totals[j % self._size], self._failures[j % self._size])
+                for j in range(lo, self._newest + 1)
+            ]
         out: list[Observation] = []
         for idx, total, fails in buckets:
             start = idx * self._res
