@@ -42,6 +42,8 @@ from cloudcircuit.quota.results import (
 __all__ = ["DEFAULT_URL", "Ledger", "LedgerObserver"]
 
 DEFAULT_URL = "sqlite:///.cloudcircuit/quota.db"
+_CHAIN_CACHE = 4096
+_MIN_KEEP_ALIVE_MS = 2 * 86_400_000  # a scope's counters outlive its last write by 2 days
 T = TypeVar("T")
 
 
@@ -90,6 +92,7 @@ class Ledger:
         self.keep_ms = max(KEEP_MIN_MS, int(keep_seconds * 1000))
         self.clock = clock
         self.observer = observer
+        self._chains: dict[tuple[tuple[str, str | None], ...], Chain] = {}
 
     # ----------------------------------------------------------------- planning helpers
     @staticmethod
@@ -99,8 +102,22 @@ class Ledger:
         return float(ttl)
 
     def chain(self, scope: Mapping[str, str | None]) -> Chain:
-        """Resolve a scope mapping (``{"project": "p1", "user": "u1"}``) into its chain."""
-        return self.hierarchy.resolve(scope)
+        """Resolve a scope mapping (``{"project": "p1", "user": "u1"}``) into its chain.
+
+        Resolutions are cached (bounded): a hot path resolves the same few chains again and
+        again, and a chain depends only on the mapping and the (immutable) hierarchy.
+        """
+        try:
+            key = tuple(scope.items())
+            found = self._chains.get(key)
+        except TypeError:  # unhashable values: let resolve() name the problem
+            return self.hierarchy.resolve(scope)
+        if found is None:
+            found = self.hierarchy.resolve(scope)
+            if len(self._chains) >= _CHAIN_CACHE:
+                self._chains.clear()
+            self._chains[key] = found
+        return found
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -109,6 +126,7 @@ class Ledger:
         scopes = []
         for scope in chain.scopes:
             lo, hi, expire = scope.window.span(now_ms)
+            expire = max(expire, now_ms + _MIN_KEEP_ALIVE_MS)  # outlives any hold (TTL <= 1 day)
             limit = -1 if scope.limit is None else scope.limit
             scopes.append(ScopeArgs(scope.key, scope.window.code, lo, hi, expire, limit))
         return Op(

@@ -1,6 +1,7 @@
 """``redis://``, ``rediss://`` and Redis Cluster (``redis+cluster://``) ledgers.
 
-Each operation is one Lua script, loaded once (SCRIPT LOAD on first use) and run with EVALSHA:
+Each operation is one Lua script, loaded once (SCRIPT LOAD when the server first answers
+NOSCRIPT) and run with EVALSHA:
 one round trip covers every scope of the chain, and Redis runs the script atomically.
 
 Keys are ``<prefix>{<root>}:<kind>:<scope>``: the chain's root scope is the hash tag, so one
@@ -19,6 +20,7 @@ a late or lost answer fails closed at once, and a retried request id is idempote
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -93,30 +95,41 @@ class RedisBackend:
             self.client = redis.Redis.from_url(
                 self.url, **options, retry=Retry(NoBackoff(), 0), health_check_interval=0
             )
-        self._scripts = {n: self.client.register_script(s) for n, s in self._sources.items()}
+        self._shas = {
+            n: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest()
+            for n, s in self._sources.items()
+        }
         self._options = options
         self._async: Any = None
-        self._async_scripts: dict[str, Any] = {}
         self._async_loop: asyncio.AbstractEventLoop | None = None
 
     def keys_and_args(self, op: Op) -> tuple[list[str], list[str | int]]:
-        """KEYS and ARGV of the script for ``op`` (all keys carry the chain's hash tag)."""
+        """KEYS and ARGV of the script for ``op`` (all keys carry the chain's hash tag).
+
+        Few arguments on purpose: redis-py encodes each one, so the scopes travel as one
+        newline-separated blob and each scope is one hash (held + committed buckets).
+        """
         tagged = f"{self.prefix}{{{op.root}}}:"
         keys = [tagged + "q:" + op.request, tagged + "exp", tagged + "lim"]
-        args: list[str | int] = [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms]
-        args.append(len(op.scopes))
-        for scope in op.scopes:
-            keys.append(tagged + "h:" + scope.key)
-            keys.append(tagged + "c:" + scope.key + ":" + scope.window)
-            args.extend([scope.key, scope.limit, scope.lo, scope.hi, scope.expire_ms])
-        return keys, args
+        keys.extend(f"{tagged}s:{s.key}:{s.window}" for s in op.scopes)
+        blob = "\n".join(f"{s.key} {s.limit} {s.lo} {s.hi} {s.expire_ms}" for s in op.scopes)
+        return keys, [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms, blob]
+
+    def _load(self, client: Any) -> None:
+        for source in self._sources.values():
+            client.script_load(source)
 
     def execute(self, op: Op) -> list[object]:
         keys, args = self.keys_and_args(op)
+        sha = self._shas[op.kind]
         try:
-            reply = self._scripts[op.kind](keys=keys, args=args)
+            try:
+                reply = self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                self._load(self.client)  # first use, or the server restarted empty
+                reply = self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
         except redis.ResponseError as exc:
-            if "NOSCRIPT" in str(exc) or "CLUSTERDOWN" in str(exc) or "LOADING" in str(exc):
+            if "CLUSTERDOWN" in str(exc) or "LOADING" in str(exc):
                 raise LedgerUnavailableError(f"{self.name} ledger: {exc}") from exc
             raise QuotaError(f"{self.name} ledger script {op.kind!r} failed: {exc}") from exc
         except (redis.RedisError, OSError) as exc:
@@ -125,7 +138,7 @@ class RedisBackend:
             ) from exc
         return list(reply)
 
-    def _async_client(self) -> dict[str, Any]:
+    def _async_client(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._async is None or self._async_loop is not loop:
             if self.cluster:
@@ -136,17 +149,26 @@ class RedisBackend:
                 )
             self._async = client
             self._async_loop = loop
-            self._async_scripts = {n: client.register_script(s) for n, s in self._sources.items()}
-        return self._async_scripts
+        return self._async
 
     async def aexecute(self, op: Op) -> list[object]:
         keys, args = self.keys_and_args(op)
-        scripts = self._async_client()
+        client = self._async_client()
+        sha = self._shas[op.kind]
+
+        async def call() -> Any:
+            try:
+                return await client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                for source in self._sources.values():
+                    await client.script_load(source)
+                return await client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+
         try:
-            reply = await asyncio.wait_for(
-                scripts[op.kind](keys=keys, args=args), timeout=self.timeout * 2
-            )
+            reply = await asyncio.wait_for(call(), timeout=self.timeout * 2)
         except redis.ResponseError as exc:
+            if "CLUSTERDOWN" in str(exc) or "LOADING" in str(exc):
+                raise LedgerUnavailableError(f"{self.name} ledger: {exc}") from exc
             raise QuotaError(f"{self.name} ledger script {op.kind!r} failed: {exc}") from exc
         except (TimeoutError, redis.RedisError, OSError) as exc:
             raise LedgerUnavailableError(

@@ -8,7 +8,8 @@ local over = {}
 for i = 1, n do
   if amount > 0 then add_committed(i, amount) end
   local limit = limit_of(i)
-  local used = window_sum(i) + held_of(i)
+  local committed, held = state_of(i)
+  local used = committed + held
   if limit >= 0 and used > limit then over[i] = '1' else over[i] = '0' end
 end
 local flags = table.concat(over, '')

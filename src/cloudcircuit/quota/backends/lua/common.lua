@@ -1,18 +1,21 @@
 -- Shared prelude of every cloudcircuit quota script (prepended to each one at load time).
 -- KEYS[1] request record (hash), KEYS[2] hold expiries (zset), KEYS[3] stored limits (hash),
--- then per scope i: KEYS[2 + 2i] held counter (string), KEYS[3 + 2i] committed buckets (hash).
--- ARGV: prefix, now_ms, amount, ttl_ms, keep_ms, n, then per scope: key, limit, lo, hi, expire.
+-- then per scope i: KEYS[3 + i], the scope's window hash: field 'h' = held amount, numeric
+-- fields = committed amount per window bucket.
+-- ARGV: prefix, now_ms, amount, ttl_ms, keep_ms, then one line per scope:
+-- "<scope key> <limit> <first bucket> <current bucket> <expire at ms>".
 -- Every key shares the chain's hash tag, so on Redis Cluster the script runs in one slot.
-local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
 local amount = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local keep = tonumber(ARGV[5])
-local n = tonumber(ARGV[6])
 local req, exps, lims = KEYS[1], KEYS[2], KEYS[3]
-
-local function scope_arg(i, j)
-  return ARGV[6 + (i - 1) * 5 + j]
+local sk, slim, slo, shi, sexp = {}, {}, {}, {}, {}
+local n = 0
+for line in string.gmatch(ARGV[6] or '', '[^\n]+') do
+  n = n + 1
+  local k, l, lo, hi, e = string.match(line, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
+  sk[n], slim[n], slo[n], shi[n], sexp[n] = k, tonumber(l), tonumber(lo), hi, e
 end
 
 local function record(key)
@@ -26,7 +29,7 @@ end
 local function give_back(rec)
   local amt = tonumber(rec['amount'])
   for s in string.gmatch(rec['scopes'], '[^\n]+') do
-    redis.call('DECRBY', prefix .. 'h:' .. s, amt)
+    redis.call('HINCRBY', s, 'h', -amt)
   end
 end
 
@@ -44,34 +47,33 @@ local function purge()
 end
 
 local function limit_of(i)
-  local stored = redis.call('HGET', lims, scope_arg(i, 1))
+  local stored = redis.call('HGET', lims, sk[i])
   if stored then return tonumber(stored) end
-  return tonumber(scope_arg(i, 2))
+  return slim[i]
 end
 
--- committed amount over buckets lo..hi; buckets older than lo are dropped
-local function window_sum(i)
-  local key = KEYS[3 + 2 * i]
-  local lo, hi = tonumber(scope_arg(i, 3)), tonumber(scope_arg(i, 4))
+-- (committed over buckets lo..hi, held) of scope i; buckets older than lo are dropped
+local function state_of(i)
+  local key = KEYS[3 + i]
   local flat = redis.call('HGETALL', key)
-  local total = 0
+  local total, held = 0, 0
   for j = 1, #flat, 2 do
-    local b = tonumber(flat[j])
-    if b < lo then
-      redis.call('HDEL', key, flat[j])
-    elseif b <= hi then
-      total = total + tonumber(flat[j + 1])
+    local f = flat[j]
+    if f == 'h' then
+      held = tonumber(flat[j + 1])
+    else
+      local b = tonumber(f)
+      if b < slo[i] then
+        redis.call('HDEL', key, f)
+      elseif b <= tonumber(shi[i]) then
+        total = total + tonumber(flat[j + 1])
+      end
     end
   end
-  return total
-end
-
-local function held_of(i)
-  return tonumber(redis.call('GET', KEYS[2 + 2 * i]) or '0')
+  return total, held
 end
 
 local function add_committed(i, delta)
-  local key = KEYS[3 + 2 * i]
-  redis.call('HINCRBY', key, scope_arg(i, 4), delta)
-  redis.call('PEXPIREAT', key, scope_arg(i, 5))
+  redis.call('HINCRBY', KEYS[3 + i], shi[i], delta)
+  redis.call('PEXPIREAT', KEYS[3 + i], sexp[i])
 end

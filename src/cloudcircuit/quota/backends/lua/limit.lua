@@ -1,9 +1,9 @@
 for i = 1, n do
-  local limit = tonumber(scope_arg(i, 2))
+  local limit = slim[i]
   if limit == -2 then
-    redis.call('HDEL', lims, scope_arg(i, 1))
+    redis.call('HDEL', lims, sk[i])
   else
-    redis.call('HSET', lims, scope_arg(i, 1), limit)
+    redis.call('HSET', lims, sk[i], limit)
   end
 end
 return {'ok'}

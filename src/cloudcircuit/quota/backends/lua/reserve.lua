@@ -10,18 +10,18 @@ purge()
 local scopes = {}
 for i = 1, n do
   local limit = limit_of(i)
-  local committed = window_sum(i)
-  local held = held_of(i)
+  local committed, held = state_of(i)
   if limit >= 0 and committed + held + amount > limit then
     redis.call('HSET', req, 'state', 'denied', 'idx', i, 'limit', limit,
                'committed', committed, 'held', held, 'amount', amount)
     redis.call('PEXPIRE', req, keep)
     return {'denied', i, limit, committed, held, amount, 0}
   end
-  scopes[i] = scope_arg(i, 1)
+  scopes[i] = KEYS[3 + i]
 end
 for i = 1, n do
-  redis.call('INCRBY', KEYS[2 + 2 * i], amount)
+  redis.call('HINCRBY', KEYS[3 + i], 'h', amount)
+  redis.call('PEXPIREAT', KEYS[3 + i], sexp[i])
 end
 local exp = now + ttl
 redis.call('HSET', req, 'state', 'held', 'amount', amount, 'exp', exp,
