@@ -123,21 +123,18 @@ class Ledger:
         return int(self.clock() * 1000)
 
     def _op(self, kind: OpKind, chain: Chain, request: str, now_ms: int, **extra: int) -> Op:
+        spans: dict[int, tuple[int, int, int]] = {}
+        floor = now_ms + _MIN_KEEP_ALIVE_MS  # counters outlive any hold (TTL <= 1 day)
         scopes = []
         for scope in chain.scopes:
-            lo, hi, expire = scope.window.span(now_ms)
-            expire = max(expire, now_ms + _MIN_KEEP_ALIVE_MS)  # outlives any hold (TTL <= 1 day)
+            window = scope.window
+            span = spans.get(id(window))
+            if span is None:
+                lo, hi, expire = window.span(now_ms)
+                span = spans[id(window)] = (lo, hi, max(expire, floor))
             limit = -1 if scope.limit is None else scope.limit
-            scopes.append(ScopeArgs(scope.key, scope.window.code, lo, hi, expire, limit))
-        return Op(
-            kind=kind,
-            root=chain.root,
-            request=request,
-            now_ms=now_ms,
-            scopes=tuple(scopes),
-            keep_ms=self.keep_ms,
-            **extra,
-        )
+            scopes.append(ScopeArgs(scope.key, window.code, span[0], span[1], span[2], limit))
+        return Op(kind, chain.root, request, now_ms, tuple(scopes), keep_ms=self.keep_ms, **extra)
 
     @staticmethod
     def _request_key(chain: Chain, request_id: str) -> str:

@@ -196,7 +196,9 @@ class Chain:
 
     @property
     def root(self) -> str:
-        return self.scopes[0].key.split("/", 1)[0]
+        key = self.scopes[0].key
+        cut = key.find("/")
+        return key if cut < 0 else key[:cut]
 
     @property
     def leaf(self) -> Scope:

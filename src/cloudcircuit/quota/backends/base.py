@@ -23,8 +23,7 @@ All amounts are integer micro-units. A limit of -1 means unlimited. Backends rai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 __all__ = ["KEEP_MIN_MS", "PURGE_BATCH", "Backend", "Op", "OpKind", "ScopeArgs"]
 
@@ -37,9 +36,11 @@ KEEP_MIN_MS = 60_000
 """Shortest retention of a request's outcome (idempotency record) after its hold ends."""
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeArgs:
-    """One scope of an operation: storage key, window code and bucket span, limit."""
+class ScopeArgs(NamedTuple):
+    """One scope of an operation: storage key, window code and bucket span, limit.
+
+    Named tuples (not dataclasses) because one is built per scope per call on the hot path.
+    """
 
     key: str
     window: str
@@ -49,8 +50,7 @@ class ScopeArgs:
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(NamedTuple):
     """One atomic ledger operation over every scope of a chain.
 
     ``request`` is the idempotency key (leaf scope key + "|" + request id; empty for usage
