@@ -420,13 +420,27 @@ def _report(console: Console, r: dict[str, Any]) -> None:
             return f"{ours['per_s'] / other['per_s']:.2f}x"
         return "n/a"
 
-    table.add_row("cloudcircuit reserve+commit", _num(ours, "per_s"),
-                  _num(ours, "p50_ms", "{:.3f}"), _num(ours, "p99_ms", "{:.3f}"), "1.00x")  # fmt: skip
-    table.add_row("coreason-budget 0.4.1 check+charge", _num(old, "per_s"),
-                  _num(old, "p50_ms", "{:.3f}"), _num(old, "p99_ms", "{:.3f}"), ratio(old))  # fmt: skip
-    table.add_row("ceiling: 2 bare EVALSHA", _num(ceiling, "per_s"),
-                  _num(ceiling, "p50_ms", "{:.3f}"), _num(ceiling, "p99_ms", "{:.3f}"),
-                  ratio(ceiling))  # fmt: skip
+    table.add_row(
+        "cloudcircuit reserve+commit",
+        _num(ours, "per_s"),
+        _num(ours, "p50_ms", "{:.3f}"),
+        _num(ours, "p99_ms", "{:.3f}"),
+        "1.00x",
+    )
+    table.add_row(
+        "coreason-budget 0.4.1 check+charge",
+        _num(old, "per_s"),
+        _num(old, "p50_ms", "{:.3f}"),
+        _num(old, "p99_ms", "{:.3f}"),
+        ratio(old),
+    )
+    table.add_row(
+        "ceiling: 2 bare EVALSHA",
+        _num(ceiling, "per_s"),
+        _num(ceiling, "p50_ms", "{:.3f}"),
+        _num(ceiling, "p99_ms", "{:.3f}"),
+        ratio(ceiling),
+    )
     console.print(table)
 
     race = Table(title="64 threads, 1.0 each, against a 10.0 user limit")
@@ -451,8 +465,12 @@ def _report(console: Console, r: dict[str, Any]) -> None:
         other.add_column(column, justify="right")
     other.add_row("SQLite lifecycles, 1 process", _num(r["sqlite_1"], "per_s"), "", "")
     other.add_row("SQLite lifecycles, 8 processes", _num(r["sqlite_8"], "per_s"), "", "")
-    other.add_row("HTTP reserve, 4 clients", _num(r["http"], "per_s"),
-                  _num(r["http"], "p50_ms", "{:.2f}"), _num(r["http"], "p99_ms", "{:.2f}"))  # fmt: skip
+    other.add_row(
+        "HTTP reserve, 4 clients",
+        _num(r["http"], "per_s"),
+        _num(r["http"], "p50_ms", "{:.2f}"),
+        _num(r["http"], "p99_ms", "{:.2f}"),
+    )
     console.print(other)
 
     targets = Table(title="Targets")
