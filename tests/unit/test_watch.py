@@ -25,7 +25,7 @@ sources:
 state: "sqlite:///{state}"
 defaults:
   granularity: day
-  lookback_days: 30
+  lookback_days: 21
   settle_hours: 0
 detectors:
   seasonal:
@@ -46,7 +46,7 @@ budgets:
 
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_demo_dataset(tmp_path_factory.mktemp("demo"), days=35, fmt="csv")
+    return generate_demo_dataset(tmp_path_factory.mktemp("demo"), days=24)
 
 
 def _policy(tmp_path: Path, data: Path) -> Path:
