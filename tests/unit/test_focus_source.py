@@ -620,3 +620,25 @@ def test_missing_duckdb_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "duckdb", None)
     with pytest.raises(ImportError, match=r"pip install 'cloudcircuit\[focus\]'"):
         load_duckdb()
+
+
+def test_parquet_null_markers_fold_into_one_unset_group(tmp_path: Path) -> None:
+    staged = write_csv(tmp_path / "s.csv", [row(BilledCost=str(2**i)) for i in range(4)])
+    path = tmp_path / "markers.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT * REPLACE (CASE BilledCost WHEN '1' THEN '' WHEN '2' THEN 'NULL' "
+        f"WHEN '4' THEN NULL ELSE 'us-east-1' END AS RegionId) "
+        f"FROM read_csv('{staged}', all_varchar=true)) TO '{path}' (FORMAT parquet)"
+    )
+    regions = dict(
+        con.execute(f"SELECT BilledCost, RegionId FROM read_parquet('{path}')").fetchall()
+    )
+    assert regions == {"1": "", "2": "NULL", "4": None, "8": "us-east-1"}
+    source = FocusSource(path)
+    assert by_scope(source, q(group_by=("region",))) == {
+        ("",): [7.0, 0.0, 0.0],
+        ("us-east-1",): [8.0, 0.0, 0.0],
+    }
+    assert by_scope(source, q(filters={"region": ("",)}))[()][0] == 7.0
+    assert by_scope(source, q(filters={"region": ("", "us-east-1")}))[()][0] == 15.0

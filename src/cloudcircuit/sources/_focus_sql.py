@@ -15,7 +15,15 @@ from pathlib import Path
 
 from cloudcircuit.errors import SchemaError
 
-__all__ = ["CHECKED", "DIMENSION_COLUMNS", "ident", "lit", "projection", "reader"]
+__all__ = [
+    "CHECKED",
+    "DIMENSION_COLUMNS",
+    "ident",
+    "lit",
+    "null_text_sql",
+    "projection",
+    "reader",
+]
 
 DIMENSION_COLUMNS = {
     "provider": "ProviderName",
@@ -66,6 +74,21 @@ class _Field:
     bad: str
     raw: str
     missing: str
+
+
+def _raw_text(col: str | None, typ: str | None) -> str:
+    """The column as text, null markers NOT removed (the aggregation normalizes its few
+    result rows instead of every input row; see :func:`is_null_text`)."""
+    if col is None:
+        return "CAST(NULL AS VARCHAR)"
+    if typ is not None and typ.startswith("VARCHAR"):
+        return ident(col)
+    return f"CAST({ident(col)} AS VARCHAR)"
+
+
+def null_text_sql(expr: str) -> str:
+    """SQL true when ``expr`` is null or a null marker (``''``, ``NULL``, ``null``)."""
+    return f"({expr} IS NULL OR {expr} IN ('', 'NULL', 'null'))"
 
 
 def _text_expr(col: str | None, typ: str | None) -> str:
@@ -189,6 +212,7 @@ def projection(paths: Sequence[Path], fmt: str, types: Mapping[str, str]) -> str
         f"{currency} AS BillingCurrency_raw",
         f"({currency}) IS NULL AS BillingCurrency_missing",
     ]
+    parts.append(f"{_raw_text(*col('BillingCurrency'))} AS _cur")
     for dim, focus_col in DIMENSION_COLUMNS.items():
-        parts.append(f"{_text_expr(*col(focus_col))} AS {ident('_dim_' + dim)}")
+        parts.append(f"{_raw_text(*col(focus_col))} AS {ident('_dim_' + dim)}")
     return f"SELECT {', '.join(parts)} FROM {reader(paths, fmt)}"

@@ -34,12 +34,13 @@ import numpy as np
 
 from cloudcircuit.errors import CurrencyMismatchError, DataError, InputError, SchemaError
 from cloudcircuit.providers import FetchResult, SourceStats, SpendQuery
-from cloudcircuit.sources._files import file_format, find_csv_row, resolve_files
+from cloudcircuit.sources._files import NULL_STRINGS, file_format, find_csv_row, resolve_files
 from cloudcircuit.sources._focus_sql import (
     CHECKED,
     DIMENSION_COLUMNS,
     ident,
     lit,
+    null_text_sql,
     projection,
     reader,
 )
@@ -445,18 +446,21 @@ class FocusSource:
                 if '"' in key:
                     raise InputError(f"tag key {key!r} may not contain a double quote")
                 params[f"tag{i}"] = f'$."{key}"'
-                exprs[dim] = f"COALESCE(json_extract_string(Tags, $tag{i}), '')"
+                exprs[dim] = f"json_extract_string(Tags, $tag{i})"
             else:
-                exprs[dim] = f"COALESCE({ident('_dim_' + dim)}, '')"
+                exprs[dim] = ident("_dim_" + dim)
         lo_us = (lo - _EPOCH) // timedelta(microseconds=1)
         hi_us = (hi - _EPOCH) // timedelta(microseconds=1)
         where = [f"ChargePeriodStart >= {lo_us}", f"ChargePeriodStart < {hi_us}"]
         for j, (dim, values) in enumerate(sorted(filters.items())):
             names = []
-            for k, value in enumerate(values):
+            for k, value in enumerate(v for v in values if str(v) not in NULL_STRINGS):
                 params[f"f{j}_{k}"] = str(value)
                 names.append(f"$f{j}_{k}")
-            where.append(f"{exprs[dim]} IN ({', '.join(names)})")
+            allowed = [f"{exprs[dim]} IN ({', '.join(names)})"] if names else []
+            if any(str(v) in NULL_STRINGS for v in values):  # "" selects the untagged/unset
+                allowed.append(null_text_sql(exprs[dim]))
+            where.append(f"({' OR '.join(allowed)})")
         if gran is Granularity.MONTH:
             index = (
                 f"((year(make_timestamp(ChargePeriodStart)) - {lo.year}) * 12 "
@@ -465,20 +469,26 @@ class FocusSource:
         else:
             step = 3_600_000_000 if gran is Granularity.HOUR else 86_400_000_000
             index = f"((ChargePeriodStart - {lo_us}) // {step})"
-        select_dims = [f"{exprs[d]} AS {ident('d' + str(i))}" for i, d in enumerate(dims)]
-        group_cols = [ident("d" + str(i)) for i in range(len(dims))]
+        cols = [ident("d" + str(i)) for i in range(len(dims))]
+        raw_dims = [f"{exprs[d]} AS {col}" for d, col in zip(dims, cols, strict=True)]
+        clean_dims = [f"CASE WHEN {null_text_sql(c)} THEN '' ELSE {c} END AS {c}" for c in cols]
+        keys = ", ".join([*cols, "idx", "cur"])
         con = self._connect()
         try:
             base = self._base_sql(con, profile.files)
+            # inner: every charge row, grouped by the raw values (no per-row text clean-up);
+            # outer: the few grouped rows, null markers folded into "" and summed again,
+            # still in exact DECIMAL
+            inner = (
+                f"SELECT {keys}, sum(cost) AS amount, count(*) AS n "
+                f"FROM (SELECT {', '.join([*raw_dims, f'{index} AS idx'])}, "
+                f"CAST({ident(cost_col)} AS DECIMAL(38, 12)) AS cost, _cur AS cur "
+                f"FROM ({base}) WHERE {' AND '.join(where)}) GROUP BY {keys}"
+            )
             sql = (
-                f"SELECT {', '.join([*group_cols, 'idx'])}, CAST(sum(cost) AS DOUBLE), "
-                f"min(cur), max(cur), count(*) "
-                f"FROM (SELECT {', '.join([*select_dims, f'{index} AS idx'])}, "
-                f"CAST({ident(cost_col)} AS DECIMAL(38, 12)) AS cost, BillingCurrency AS cur "
-                f"FROM ({base}) "
-                f"WHERE {' AND '.join(where)}) "
-                f"GROUP BY {', '.join([*group_cols, 'idx'])} "
-                f"ORDER BY {', '.join([*group_cols, 'idx'])}"
+                f"SELECT {keys}, CAST(sum(amount) AS DOUBLE), CAST(sum(n) AS BIGINT) "
+                f"FROM (SELECT {', '.join([*clean_dims, 'idx', 'cur', 'amount', 'n'])} "
+                f"FROM ({inner})) GROUP BY {keys} ORDER BY {keys}"
             )
             rows = self._run(con, sql, params, f"Aggregating {profile.rows:,} FOCUS rows")
         finally:
@@ -490,9 +500,10 @@ class FocusSource:
         matched = 0
         for r in rows:
             group = tuple(str(v) for v in r[:n_dims])
-            idx, amount, cmin, cmax, n = r[n_dims:]
-            sums.setdefault(group, {})[int(idx)] = float(amount)
-            currencies.setdefault(group, set()).update({str(cmin), str(cmax)})
+            idx, cur, amount, n = r[n_dims:]
+            bucket = sums.setdefault(group, {})
+            bucket[int(idx)] = bucket.get(int(idx), 0.0) + float(amount)
+            currencies.setdefault(group, set()).add(str(cur))
             matched += int(n)
         for group, seen in currencies.items():
             if len(seen) > 1:
