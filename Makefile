@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ADAPTERS := $(wildcard adapters/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test lint format bench system-deps clean
+.PHONY: help install demo test lint format bench system-deps clean lambda-zip checkov-venv
 
 help:
 	@echo "make demo   - end-to-end dry-run scan on generated FOCUS data (no cloud account needed)"
@@ -47,11 +47,20 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps checkov-venv lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# AWS Lambda package: core + AWS adapter only (boto3 comes with the Lambda runtime).
+# Reports the zip size and the handler's cold import time. POLICY=path bundles a policy.
+lambda-zip: $(STAMP)
+	$(PY) adapters/aws/build_lambda.py --out dist/cloudcircuit-aws-lambda.zip $(if $(POLICY),--policy $(POLICY))
+
+# checkov in its own venv (it replaces python-hcl2's module with its fork); the Terraform test uses it.
+checkov-venv:
+	@test -x .venv-checkov/bin/checkov || { $(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install -q "checkov>=3.2,<4"; }
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache out
