@@ -642,3 +642,14 @@ def test_parquet_null_markers_fold_into_one_unset_group(tmp_path: Path) -> None:
     }
     assert by_scope(source, q(filters={"region": ("",)}))[()][0] == 7.0
     assert by_scope(source, q(filters={"region": ("", "us-east-1")}))[()][0] == 15.0
+
+
+def test_open_source_with_the_policy_source_config(tmp_path: Path) -> None:
+    from cloudcircuit.policy import SourceConfig
+
+    path = write_csv(tmp_path / "f.csv", [row(BilledCost="3")])
+    config = SourceConfig(name="exports", type="focus", path=str(path), settings={"strict": False})
+    source = open_source(config, settle_hours=24)
+    assert isinstance(source, FocusSource)
+    assert (source.name, source.strict, source.settle_hours) == ("exports", False, 24.0)
+    assert by_scope(source, q())[()][0] == 3.0
