@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         task = progress.add_task("scoring", total=len(names) * len(files))
         for name in names:
             detector, family = DETECTORS[name]
-            progress.update(task, description=f"{name}")
+            progress.update(task, description=escape(name))
             results.append(
                 evaluate(
                     name,
@@ -95,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in sorted(results, key=lambda r: -r.corpus_score):
         style = "bold green" if r is best_new else None
         table.add_row(
-            r.name,
-            r.family,
+            escape(r.name),
+            escape(r.family),
             f"{r.corpus_score:.1f}",
             *[f"{r.folder_scores.get(f, math.nan):.1f}" for f in scored],
             str(r.max_detections("artificialNoAnomaly")),
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     beaten = all(best_new.corpus_score > r.corpus_score for r in others)
     quiet = best_new.max_detections("artificialNoAnomaly") <= 1
     console.print(
-        f"best new detector: [bold]{best_new.name}[/] {best_new.corpus_score:.1f}; "
+        f"best new detector: [bold]{escape(best_new.name)}[/] {best_new.corpus_score:.1f}; "
         f"beats every 0.3 rule and baseline: {'yes' if beaten else 'NO'}; "
         f"at most one alert per artificialNoAnomaly file: {'yes' if quiet else 'NO'}"
     )
