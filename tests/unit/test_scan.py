@@ -543,9 +543,9 @@ def test_burn_windows_and_named_detectors_add_evidence_with_their_actions() -> N
     """When the policy enables them (DETECT's settings models), their evidence joins the rest."""
     from types import SimpleNamespace
 
-    from cloudcircuit import scan as scan_module
     from cloudcircuit.burn import BurnWindowSpec, BurnWindowsSettings
     from cloudcircuit.detectors import SeasonalSettings
+    from cloudcircuit.scan._judge import _detector_evidence
 
     result = scan()
     series = next(s for s in result.scopes if s.budget == "ml").series
@@ -557,11 +557,11 @@ def test_burn_windows_and_named_detectors_add_evidence_with_their_actions() -> N
         seasonal=SeasonalSettings(action="block"),
         streaming=None,
     )
-    evidence = scan_module._detector_evidence(series, budget, settings)
+    evidence = _detector_evidence(series, budget, settings)
     rules = {e.rule: e for e in evidence}
     assert set(rules) == {"burn_windows", "seasonal"}
     # the runaway (6x since Nov 21) burns 12,000/month far faster than 1.5x pace over 2 days
     assert rules["burn_windows"].fired and rules["burn_windows"].action == "block"
     assert rules["seasonal"].action == "block"
     off = SimpleNamespace(burn_windows=BurnWindowsSettings(enabled=False), seasonal=None)
-    assert scan_module._detector_evidence(series, budget, off) == []
+    assert _detector_evidence(series, budget, off) == []
