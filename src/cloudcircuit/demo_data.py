@@ -314,83 +314,98 @@ def _num(value: float) -> str:
     return f"{value:.10f}".rstrip("0").rstrip(".") or "0"
 
 
+def _static_fields(svc: DemoService, res: _Resource) -> dict[str, str]:
+    """The columns of a resource's rows that do not change from hour to hour."""
+    billing_id, billing_name = _BILLING_ACCOUNT
+    price = _num(res.unit_price)
+    return {
+        "AvailabilityZone": f"{svc.region}a" if res.unit == "Hours" else "",
+        "BillingAccountId": billing_id,
+        "BillingAccountName": billing_name,
+        "BillingAccountType": "Billing Account",
+        "BillingCurrency": "USD",
+        "ChargeCategory": "Usage",
+        "ChargeDescription": (
+            f"${res.unit_price:.6g} per {res.unit} for {res.usage_type} "
+            f"in {_REGION_NAMES[svc.region]}"
+        ),
+        "ChargeFrequency": "Usage-Based",
+        "ConsumedUnit": res.unit,
+        "ContractedUnitPrice": price,
+        "InvoiceIssuerName": "Amazon Web Services, Inc.",
+        "ListUnitPrice": price,
+        "PricingCategory": "Standard",
+        "PricingCurrency": "USD",
+        "PricingCurrencyContractedUnitPrice": price,
+        "PricingCurrencyListUnitPrice": price,
+        "PricingUnit": res.unit,
+        "ProviderName": "AWS",
+        "PublisherName": "Amazon Web Services, Inc.",
+        "RegionId": svc.region,
+        "RegionName": _REGION_NAMES[svc.region],
+        "ResourceId": res.resource_id,
+        "ResourceName": res.name,
+        "ResourceType": res.resource_type,
+        "ServiceCategory": svc.category,
+        "ServiceName": svc.service,
+        "ServiceSubcategory": svc.subcategory,
+        "SkuId": res.sku,
+        "SkuMeter": res.usage_type,
+        "SkuPriceDetails": json.dumps({"UsageType": res.usage_type}),
+        "SkuPriceId": f"{res.sku}.JRTCKXETXF.6YS6EN2CT7",
+        "SubAccountId": svc.account,
+        "SubAccountName": _ACCOUNTS[svc.account],
+        "SubAccountType": "AWS Account",
+        "Tags": json.dumps(svc.tags, sort_keys=True),
+    }
+
+
 def _rows(now: datetime, days: int, seed: int) -> Iterator[dict[str, str]]:
-    """Every charge row of the scenario, hour by hour, in a fixed order."""
+    """Every charge row of the scenario, service by service and hour by hour."""
     rng = np.random.default_rng(seed)
     today = Granularity.DAY.floor(now)
     first = today - timedelta(days=days)
-    last_hour = Granularity.HOUR.floor(now)
-    hours = int((last_hour - first).total_seconds() // 3600)
-    billing_id, billing_name = _BILLING_ACCOUNT
+    hours = int((Granularity.HOUR.floor(now) - first).total_seconds() // 3600)
+    # the time columns of each hour, computed once for all services
+    times: list[tuple[int, bool, dict[str, str]]] = []
+    for h in range(hours):
+        start = first + timedelta(hours=h)
+        period = _month_start(start)
+        times.append(
+            (
+                (today - Granularity.DAY.floor(start)).days,
+                start.weekday() >= 5,
+                {
+                    "BillingPeriodEnd": _iso(Granularity.MONTH.next(period)),
+                    "BillingPeriodStart": _iso(period),
+                    "ChargePeriodEnd": _iso(start + timedelta(hours=1)),
+                    "ChargePeriodStart": _iso(start),
+                },
+            )
+        )
     for svc in demo_services():
         day_noise = rng.normal(0.0, svc.noise, size=days + 1)
         hour_noise = rng.normal(0.0, svc.noise / 2, size=(hours, len(svc.resources)))
-        for h in range(hours):
-            start = first + timedelta(hours=h)
-            end = start + timedelta(hours=1)
-            days_ago = (today - Granularity.DAY.floor(start)).days
-            weekend = start.weekday() >= 5
-            base = svc.base_cost(days_ago, weekend)
-            active = svc.active(days_ago)
+        statics = [_static_fields(svc, res) for res in svc.resources]
+        for h, (days_ago, weekend, when) in enumerate(times):
+            base = svc.base_cost(days_ago, weekend) / 24.0
             factor = max(0.5, 1.0 + day_noise[days - days_ago])
-            period_start = _month_start(start)
-            period_end = Granularity.MONTH.next(period_start)
             for r, res in enumerate(svc.resources):
-                if res not in active:
+                if res.runaway_only and days_ago > 2:
                     continue
-                cost = base / 24.0 * res.share * factor * max(0.5, 1.0 + hour_noise[h, r])
-                cost = round(cost, 10)
-                quantity = round(cost / res.unit_price, 10)
+                cost = round(base * res.share * factor * max(0.5, 1.0 + hour_noise[h, r]), 10)
+                amount = _num(cost)
+                quantity = _num(round(cost / res.unit_price, 10))
                 yield {
-                    "AvailabilityZone": f"{svc.region}a" if res.unit == "Hours" else "",
-                    "BilledCost": _num(cost),
-                    "BillingAccountId": billing_id,
-                    "BillingAccountName": billing_name,
-                    "BillingAccountType": "Billing Account",
-                    "BillingCurrency": "USD",
-                    "BillingPeriodEnd": _iso(period_end),
-                    "BillingPeriodStart": _iso(period_start),
-                    "ChargeCategory": "Usage",
-                    "ChargeDescription": (
-                        f"${res.unit_price:.6g} per {res.unit} for {res.usage_type} "
-                        f"in {_REGION_NAMES[svc.region]}"
-                    ),
-                    "ChargeFrequency": "Usage-Based",
-                    "ChargePeriodEnd": _iso(end),
-                    "ChargePeriodStart": _iso(start),
-                    "ConsumedQuantity": _num(quantity),
-                    "ConsumedUnit": res.unit,
-                    "ContractedCost": _num(cost),
-                    "ContractedUnitPrice": _num(res.unit_price),
-                    "EffectiveCost": _num(cost),
-                    "InvoiceIssuerName": "Amazon Web Services, Inc.",
-                    "ListCost": _num(cost),
-                    "ListUnitPrice": _num(res.unit_price),
-                    "PricingCategory": "Standard",
-                    "PricingCurrency": "USD",
-                    "PricingCurrencyContractedUnitPrice": _num(res.unit_price),
-                    "PricingCurrencyEffectiveCost": _num(cost),
-                    "PricingCurrencyListUnitPrice": _num(res.unit_price),
-                    "PricingQuantity": _num(quantity),
-                    "PricingUnit": res.unit,
-                    "ProviderName": "AWS",
-                    "PublisherName": "Amazon Web Services, Inc.",
-                    "RegionId": svc.region,
-                    "RegionName": _REGION_NAMES[svc.region],
-                    "ResourceId": res.resource_id,
-                    "ResourceName": res.name,
-                    "ResourceType": res.resource_type,
-                    "ServiceCategory": svc.category,
-                    "ServiceName": svc.service,
-                    "ServiceSubcategory": svc.subcategory,
-                    "SkuId": res.sku,
-                    "SkuMeter": res.usage_type,
-                    "SkuPriceDetails": json.dumps({"UsageType": res.usage_type}),
-                    "SkuPriceId": f"{res.sku}.JRTCKXETXF.6YS6EN2CT7",
-                    "SubAccountId": svc.account,
-                    "SubAccountName": _ACCOUNTS[svc.account],
-                    "SubAccountType": "AWS Account",
-                    "Tags": json.dumps(svc.tags, sort_keys=True),
+                    **statics[r],
+                    **when,
+                    "BilledCost": amount,
+                    "ConsumedQuantity": quantity,
+                    "ContractedCost": amount,
+                    "EffectiveCost": amount,
+                    "ListCost": amount,
+                    "PricingCurrencyEffectiveCost": amount,
+                    "PricingQuantity": quantity,
                 }
 
 
