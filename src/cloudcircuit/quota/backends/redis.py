@@ -119,15 +119,45 @@ class RedisBackend:
         for source in self._sources.values():
             client.script_load(source)
 
+    @staticmethod
+    def _pack(sha: str, keys: list[str], args: list[str | int]) -> bytes:
+        """EVALSHA as RESP bytes: redis-py's generic packer costs more than the round trip
+        saves at this size, and every argument here is a plain str or int."""
+        items = [b"EVALSHA", sha.encode(), str(len(keys)).encode()]
+        items.extend(k.encode() for k in keys)
+        items.extend(a.encode() if isinstance(a, str) else str(a).encode() for a in args)
+        out = [b"*%d\r\n" % len(items)]
+        for item in items:
+            out.append(b"$%d\r\n%s\r\n" % (len(item), item))
+        return b"".join(out)
+
+    def _call(self, payload: bytes) -> Any:
+        """One round trip on a pooled connection (single Redis); errors drop the connection."""
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([payload], check_health=False)
+            return conn.read_response()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def _evalsha(self, sha: str, keys: list[str], args: list[str | int]) -> Any:
+        if self.cluster:  # routed by the key's slot: redis-py's cluster client does that
+            return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        return self._call(self._pack(sha, keys, args))
+
     def execute(self, op: Op) -> list[object]:
         keys, args = self.keys_and_args(op)
         sha = self._shas[op.kind]
         try:
             try:
-                reply = self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+                reply = self._evalsha(sha, keys, args)
             except redis.exceptions.NoScriptError:
                 self._load(self.client)  # first use, or the server restarted empty
-                reply = self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+                reply = self._evalsha(sha, keys, args)
         except redis.ResponseError as exc:
             if "CLUSTERDOWN" in str(exc) or "LOADING" in str(exc):
                 raise LedgerUnavailableError(f"{self.name} ledger: {exc}") from exc

@@ -4,10 +4,11 @@ if prev then
   return {'charged', tonumber(prev['amount']), 1, prev['over']}
 end
 purge()
+local lim = limits()
 local over = {}
 for i = 1, n do
   if amount > 0 then add_committed(i, amount) end
-  local limit = limit_of(i)
+  local limit = lim[i]
   local committed, held = state_of(i)
   local used = committed + held
   if limit >= 0 and used > limit then over[i] = '1' else over[i] = '0' end

@@ -3,7 +3,8 @@
 -- then per scope i: KEYS[3 + i], the scope's window hash: field 'h' = held amount, numeric
 -- fields = committed amount per window bucket.
 -- ARGV: prefix, now_ms, amount, ttl_ms, keep_ms, then one line per scope:
--- "<scope key> <limit> <first bucket> <current bucket> <expire at ms>".
+-- "<scope key> <limit> <first bucket> <current bucket> <expire at ms>" (space-separated; scope
+-- keys never hold whitespace).
 -- Every key shares the chain's hash tag, so on Redis Cluster the script runs in one slot.
 local now = tonumber(ARGV[2])
 local amount = tonumber(ARGV[3])
@@ -12,10 +13,17 @@ local keep = tonumber(ARGV[5])
 local req, exps, lims = KEYS[1], KEYS[2], KEYS[3]
 local sk, slim, slo, shi, sexp = {}, {}, {}, {}, {}
 local n = 0
-for line in string.gmatch(ARGV[6] or '', '[^\n]+') do
-  n = n + 1
-  local k, l, lo, hi, e = string.match(line, '^(%S+) (%S+) (%S+) (%S+) (%S+)$')
-  sk[n], slim[n], slo[n], shi[n], sexp[n] = k, tonumber(l), tonumber(lo), hi, e
+do
+  local t, m = {}, 0
+  for w in string.gmatch(ARGV[6] or '', '%S+') do
+    m = m + 1
+    t[m] = w
+  end
+  for j = 1, m, 5 do
+    n = n + 1
+    sk[n], slim[n], slo[n], shi[n], sexp[n] = t[j], tonumber(t[j + 1]), tonumber(t[j + 2]),
+      t[j + 3], t[j + 4]
+  end
 end
 
 local function record(key)
@@ -46,10 +54,14 @@ local function purge()
   end
 end
 
-local function limit_of(i)
-  local stored = redis.call('HGET', lims, sk[i])
-  if stored then return tonumber(stored) end
-  return slim[i]
+-- limits in force, stored (admin) first, else the configured one; one HMGET for the chain
+local function limits()
+  local stored = redis.call('HMGET', lims, unpack(sk))
+  local result = {}
+  for i = 1, n do
+    if stored[i] then result[i] = tonumber(stored[i]) else result[i] = slim[i] end
+  end
+  return result
 end
 
 -- (committed over buckets lo..hi, held) of scope i; buckets older than lo are dropped

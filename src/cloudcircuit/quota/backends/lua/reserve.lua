@@ -7,9 +7,10 @@ if prev then
   return {'reserved', tonumber(prev['amount']), tonumber(prev['exp']), 1}
 end
 purge()
+local lim = limits()
 local scopes = {}
 for i = 1, n do
-  local limit = limit_of(i)
+  local limit = lim[i]
   local committed, held = state_of(i)
   if limit >= 0 and committed + held + amount > limit then
     redis.call('HSET', req, 'state', 'denied', 'idx', i, 'limit', limit,
