@@ -21,6 +21,7 @@ __all__ = [
     "PARQUET_SUFFIXES",
     "file_format",
     "find_csv_row",
+    "read_csv_header",
     "resolve_files",
 ]
 
@@ -96,6 +97,18 @@ def _rows(path: Path, delimiter: str) -> Iterator[tuple[int, int, list[str]]]:
                 continue
             number += 1
             yield number, reader.line_num, cells
+
+
+def read_csv_header(path: Path) -> list[str]:
+    """The header row of a CSV file, read by Python (for files DuckDB cannot sniff)."""
+    with _open_text(path) as fh:
+        sample = fh.read(65536)
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    header = next(csv.reader(sample.splitlines(), dialect), [])
+    return [h.strip() for h in header]
 
 
 def find_csv_row(

@@ -34,7 +34,13 @@ import numpy as np
 
 from cloudcircuit.errors import CurrencyMismatchError, DataError, InputError, SchemaError
 from cloudcircuit.providers import FetchResult, SourceStats, SpendQuery
-from cloudcircuit.sources._files import NULL_STRINGS, file_format, find_csv_row, resolve_files
+from cloudcircuit.sources._files import (
+    NULL_STRINGS,
+    file_format,
+    find_csv_row,
+    read_csv_header,
+    resolve_files,
+)
 from cloudcircuit.sources._focus_sql import (
     CHECKED,
     DIMENSION_COLUMNS,
@@ -228,10 +234,19 @@ class FocusSource:
                 relation = f"read_csv({lit(str(path))}, header = true, all_varchar = true)"
             else:
                 relation = f"read_parquet({lit(str(path))})"
-            described = self._run(
-                con, f"DESCRIBE SELECT * FROM {relation}", None, "Reading headers"
-            )
-            columns = {str(r[0]).strip(): str(r[1]) for r in described}
+            try:
+                described = self._run(
+                    con, f"DESCRIBE SELECT * FROM {relation}", None, "Reading headers"
+                )
+                columns = {str(r[0]).strip(): str(r[1]) for r in described}
+            except DataError:
+                if fmt != "csv":
+                    raise
+                # DuckDB could not sniff it: read the header ourselves, so that a file that is
+                # not FOCUS at all is reported by its missing columns, not by a parser message
+                columns = dict.fromkeys(read_csv_header(path), "VARCHAR")
+                self._check_columns([FocusFile(path, fmt, columns, self.version or "1.0")], ())
+                raise
             version = self.version or detect_version(columns)
             out.append(FocusFile(path, fmt, columns, version))
         return out
