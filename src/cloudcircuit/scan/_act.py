@@ -1,4 +1,6 @@
-"""Deciding and acting: decisions with breaker evidence, alerts, enforcement plan."""
+"""Deciding and acting: decisions (with the breaker for fail-closed budgets), alerts, and the
+enforcement plan (only for budgets that have actions, only through installed providers; the
+rest is listed as not executable with the package to install)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,16 @@
-"""Judging: batch guardrails, period budget and forecast, burn windows, detectors."""
+"""Judging one budget's series: every rule reports :class:`~cloudcircuit.decision.Evidence`.
+
+- spike, robust and single-window burn rate run on the batch engine over a left-aligned matrix
+  of every series' last ``history + 1`` *complete* buckets (lengths per row), so the latest
+  complete bucket is the one judged and a half-filled day cannot fire or hide anything;
+- the budget check takes the period-to-date spend (partial bucket included: it is real spend);
+- the forecast projects from the period's complete buckets only (``linear`` or ``run_rate``)
+  and fires at ``breach_ratio`` of the amount;
+- multi-window burn rates (:mod:`cloudcircuit.burn`) and named detectors
+  (:mod:`cloudcircuit.detectors`) join when the policy enables them.
+
+Each evidence carries the action its rule is configured to ask for.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,12 @@
-"""Reading: one query per budget and source, settle windows, staleness, stats."""
+"""Reading: one query per budget and source, then the scan's own view of completeness.
+
+The query covers ``lookback_days`` (and always the whole current period) through the bucket
+holding ``now``. Buckets starting after ``now`` are dropped, buckets ending less than
+``settle_hours`` before it are marked incomplete whatever the source says, and a series whose
+newest complete bucket is older than the settle window explains counts as incomplete data (a
+breaker failure). Series of one scope read from several sources are summed; a currency other
+than the budget's is an error naming the scope.
+"""
 
 from __future__ import annotations
 

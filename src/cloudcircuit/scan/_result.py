@@ -1,4 +1,5 @@
-"""What a scan returns: decisions, scopes, plan, outcomes, problems (JSON-able)."""
+"""What a scan returns: decisions, judged scopes, plan, outcomes, problems; ``to_dict()`` is
+strict JSON (non-finite numbers become null)."""
 
 from __future__ import annotations
 
