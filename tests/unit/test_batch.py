@@ -119,6 +119,22 @@ def test_budget_forecast_breaker_policy_rows() -> None:
         )
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_long_ragged_series_agree_with_the_scalar_rules(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.gamma(1.5, 40.0, size=(60, 301)), rng.integers(0, 3))
+    values[::9] = np.round(values[::9] / 40.0)  # heavy ties
+    lengths = rng.integers(2, 302, size=60)
+    lengths[:3] = [2, 3, 301]
+    res = batch.evaluate(values, lengths=lengths, spend=1.0, limit=2.0)
+    for i in range(60):
+        row = values[i, : lengths[i]].tolist()
+        assert res.spike.row(i) == cc.check_anomaly_spike(row)
+        assert res.robust_mad.row(i) == cc.check_anomaly_robust(row)
+        assert res.robust_percentile.row(i) == cc.check_anomaly_robust(row, method="percentile")
+        assert res.burn_rate.row(i) == cc.check_burn_rate(row)
+
+
 def test_float32_input_is_widened_per_chunk() -> None:
     values = np.array([QUICK, [1.5, 2.25, 3.0, 9.0]], dtype=np.float32)
     res = batch.check_anomaly_robust(values)

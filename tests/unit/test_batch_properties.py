@@ -28,6 +28,9 @@ point = st.one_of(
     st.floats(min_value=0.0, max_value=1e-300, allow_nan=False, allow_subnormal=True),  # tiny
     st.floats(min_value=1e300, max_value=1.7e308, allow_nan=False, allow_infinity=False),  # huge
     st.integers(min_value=0, max_value=1000).map(float),
+    # full-precision fractions: sums of these round, so the summation order shows
+    st.integers(min_value=1, max_value=10**12).map(lambda k: k / 7.0),
+    st.integers(min_value=1, max_value=10**6).map(lambda k: k * 0.1 + 1 / 3),
 )
 garbage = st.sampled_from([math.nan, -1.0, math.inf, 7.0, -math.inf])
 
