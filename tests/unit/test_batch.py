@@ -599,3 +599,37 @@ def test_progress_bar_does_not_change_results() -> None:
     a, b = run_quick(), run_quick(progress=True)
     assert a.policy.code.tolist() == b.policy.code.tolist()
     assert a.robust_mad.threshold.tolist() == b.robust_mad.threshold.tolist()
+
+
+def test_params_from_the_policy_detector_settings() -> None:
+    from cloudcircuit.policy import DetectorSettings
+
+    settings = DetectorSettings.model_validate(
+        {
+            "spike": {"multiplier": 2.0, "min_baseline": 5.0, "action": "block"},
+            "robust": {"enabled": True, "method": "percentile", "percentile": 0.9},
+            "burn_rate": {"enabled": False, "hot_multiplier": 1.8},
+        }
+    )
+    params = batch.GuardrailParams.from_settings(settings, warning_ratio=0.8, failure_threshold=2)
+    assert (params.spike_multiplier, params.min_baseline, params.spike_action) == (
+        2.0,
+        5.0,
+        "block",
+    )
+    assert (params.robust_method, params.percentile, params.robust_enabled) == (
+        "percentile",
+        0.9,
+        True,
+    )
+    assert (params.burn_rate_enabled, params.hot_multiplier) == (False, 1.8)
+    assert (params.warning_ratio, params.failure_threshold) == (0.8, 2)
+    res = run_quick(params=params)
+    rules = {e.rule: e for e in res.evidence(0)}
+    assert "burn_rate" not in rules
+    assert rules["spike"].threshold == cc.check_anomaly_spike(QUICK, 2.0, 5.0).threshold
+    assert (
+        rules["robust"].threshold
+        == cc.check_anomaly_robust(QUICK, method="percentile", percentile=0.9).threshold
+    )
+    assert res.breaker.is_open.tolist() == [False, False, True]

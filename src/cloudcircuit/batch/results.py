@@ -254,3 +254,37 @@ class GuardrailParams:
     burn_rate_action: SpendAction = "throttle"
     forecast_action: SpendAction = "throttle"
     policy_anomaly: Literal["spike", "robust"] = "spike"
+
+    @classmethod
+    def from_settings(
+        cls, detectors: Any, *, warning_ratio: float = 0.9, failure_threshold: int = 3
+    ) -> GuardrailParams:
+        """Params from a policy's ``DetectorSettings`` (read by attribute, so any object with
+        ``spike``, ``robust``, ``burn_rate`` and ``forecast`` sections works).
+
+        The batch forecast is the 0.3 linear one; ``forecast.method`` and ``breach_ratio`` are
+        the scan's business. ``policy_anomaly`` is robust only when spike is disabled.
+        """
+        spike, robust = detectors.spike, detectors.robust
+        burn, forecast = detectors.burn_rate, detectors.forecast
+        return cls(
+            warning_ratio=warning_ratio,
+            spike_multiplier=spike.multiplier,
+            min_baseline=spike.min_baseline,
+            robust_method=robust.method,
+            z_threshold=robust.z_threshold,
+            min_mad=robust.min_mad,
+            percentile=robust.percentile,
+            robust_min_baseline=robust.min_baseline,
+            hot_multiplier=burn.hot_multiplier,
+            failure_threshold=failure_threshold,
+            spike_enabled=spike.enabled,
+            robust_enabled=robust.enabled,
+            burn_rate_enabled=burn.enabled,
+            forecast_enabled=forecast.enabled,
+            spike_action=spike.action,
+            robust_action=robust.action,
+            burn_rate_action=burn.action,
+            forecast_action=forecast.action,
+            policy_anomaly="robust" if robust.enabled and not spike.enabled else "spike",
+        )
