@@ -164,3 +164,38 @@ def test_bad_data_exits_2_naming_file_and_row(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "bad.csv" in result.stderr and "row 1" in result.stderr and "BilledCost" in result.stderr
     assert result.stdout == ""
+
+
+def test_demo_folder_shows_the_runaway_and_the_partial_day(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from cloudcircuit.demo_data import generate_demo_dataset
+
+    folder = generate_demo_dataset(
+        tmp_path / "demo", now=datetime(2026, 11, 23, 9, tzinfo=UTC), days=7
+    )
+    result = runner.invoke(
+        app,
+        [
+            "series",
+            "-s",
+            f"focus:{folder}",
+            "-g",
+            "account,service",
+            "--format",
+            "json",
+            "--filter",
+            "tag:team=ml",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {r["service"] for r in rows} == {"Amazon Elastic Compute Cloud"}
+    assert [r["date"] for r in rows][-3:] == ["2026-11-21", "2026-11-22", "2026-11-23"]
+    assert [r["complete"] for r in rows][-2:] == [True, False]
+    assert rows[0]["date"] == "2026-11-16"  # 7 whole days before Monday the 23rd
+    weekdays = [r["amount"] for r in rows[:5]]  # Mon 16 .. Fri 20: the normal ~180/day
+    assert all(150 < a < 210 for a in weekdays)
+    # Sat 21 and Sun 22: weekend rate (x0.6) times the runaway (x6)
+    for r in rows[5:7]:
+        assert 5 < r["amount"] / (sum(weekdays) / 5 * 0.6) < 7

@@ -11,6 +11,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -93,7 +94,19 @@ def _amount_text(amount: float) -> str:
     return f"{amount:.4g}"
 
 
-def _fetch(source: SpendSource, spec: dict[str, object]) -> FetchResult:
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What the command line asked for; start/end None = the data's span (or 30 days)."""
+
+    start: datetime | None
+    end: datetime | None
+    granularity: Granularity
+    cost_basis: CostBasis
+    group_by: tuple[str, ...]
+    filters: dict[str, tuple[str, ...]]
+
+
+def _fetch(source: SpendSource, request: _Request) -> FetchResult:
     """Fetch with a spinner (and DuckDB's progress, when the source reports it) on stderr."""
     with Progress(
         SpinnerColumn(),
@@ -115,41 +128,29 @@ def _fetch(source: SpendSource, spec: dict[str, object]) -> FetchResult:
 
         if hasattr(source, "progress"):
             setattr(source, "progress", report)  # noqa: B010 - optional, not in the Protocol
-        return source.fetch(_default_query(source, spec))
+        return source.fetch(_query(source, request))
 
 
-def _default_query(source: SpendSource, spec: dict[str, object]) -> SpendQuery:
-    start = spec.get("start")
-    end = spec.get("end")
+def _query(source: SpendSource, request: _Request) -> SpendQuery:
+    """The SpendQuery; a missing --start/--end comes from the data (FOCUS) or the clock."""
+    start, end = request.start, request.end
     time_range = getattr(source, "time_range", None)
     if (start is None or end is None) and callable(time_range):
         span = time_range()
         if span is not None:
             start = start if start is not None else span[0]
             end = end if end is not None else span[1]
-    now = datetime.now(UTC)
-    if end is None:
-        end = now
-    if start is None:
-        assert isinstance(end, datetime)
-        start = end - timedelta(days=30)
-    assert isinstance(start, datetime) and isinstance(end, datetime)
-    granularity = spec["granularity"]
-    assert isinstance(granularity, Granularity)
-    if end <= granularity.floor(start):
+    end = end if end is not None else datetime.now(UTC)
+    start = start if start is not None else end - timedelta(days=30)
+    if end <= request.granularity.floor(start):
         raise InputError(f"--end {end.isoformat()} is not after --start {start.isoformat()}")
-    cost_basis = spec["cost_basis"]
-    group_by = spec["group_by"]
-    filters = spec["filters"]
-    assert isinstance(cost_basis, CostBasis)
-    assert isinstance(group_by, tuple) and isinstance(filters, dict)
     return SpendQuery(
         start=start,
         end=end,
-        granularity=granularity,
-        cost_basis=cost_basis,
-        group_by=group_by,
-        filters=filters,
+        granularity=request.granularity,
+        cost_basis=request.cost_basis,
+        group_by=request.group_by,
+        filters=request.filters,
     )
 
 
@@ -185,16 +186,16 @@ def series(
 ) -> None:
     """Print spend per bucket and group: date, the group columns, amount, currency, complete."""
     dims = parse_dimensions(group_by)
-    spec: dict[str, object] = {
-        "start": parse_when(start, "--start") if start else None,
-        "end": parse_when(end, "--end") if end else None,
-        "granularity": granularity,
-        "cost_basis": cost_basis,
-        "group_by": dims,
-        "filters": parse_filters(filters),
-    }
+    request = _Request(
+        start=parse_when(start, "--start") if start else None,
+        end=parse_when(end, "--end") if end else None,
+        granularity=granularity,
+        cost_basis=cost_basis,
+        group_by=dims,
+        filters=parse_filters(filters),
+    )
     spend_source = open_source(source, settle_hours=settle_hours)
-    result = _fetch(spend_source, spec)
+    result = _fetch(spend_source, request)
     rows = list(series_rows(result.series, dims))
     if output is OutputFormat.CSV:
         writer = csv.writer(sys.stdout, lineterminator="\n")
