@@ -9,9 +9,11 @@
 4. HTTP: ``cloudcircuit serve`` (uvicorn, Redis ledger) under a loopback load generator of
    client processes: reserve requests/s and p50/p99.
 
-Keys: cloudcircuit writes under a unique ``cc-bench-…:`` prefix on the local Redis (deleted
-after); coreason-budget's key names are fixed (``budget:*``), so it runs on DB index 14 and
-only ``budget:*`` keys there are deleted afterwards. ``--quick`` runs small sizes.
+The Redis section runs in interleaved rounds (best of 3 for each side), so that all three see
+the same machine load. Keys: cloudcircuit writes under a unique ``cc-bench-…:`` prefix on the
+local Redis (deleted after); coreason-budget's key names are fixed (``budget:*``), so it runs
+on DB index 14 and only ``budget:*`` keys there are deleted afterwards. ``--quick`` runs small
+sizes.
 """
 
 from __future__ import annotations
@@ -364,17 +366,24 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"sizes": {"lifecycles": n, "sqlite": n_sqlite, "http": n_http}}
     try:
         with Progress(console=console, transient=True) as progress:
-            results["cloudcircuit_redis"] = _step(
-                progress, "cloudcircuit reserve+commit (Redis)", lambda: redis_lifecycles(url, n)
-            )
-            results["ceiling"] = _step(
-                progress, "2 x bare EVALSHA ceiling", lambda: evalsha_ceiling(REDIS, n, prefix)
-            )
-            results["coreason"] = _step(
-                progress,
-                "coreason-budget 0.4.1 check+charge",
-                lambda: coreason({"mode": "lifecycles", "n": n, "user_limit": BIG}),
-            )
+            # interleaved rounds, best of each: the three sides see the same machine load
+            rounds = 1 if args.quick else 3
+            for i in range(rounds):
+                size = n // rounds
+                for key, label, func in (
+                    ("cloudcircuit_redis", "cloudcircuit reserve+commit (Redis)",
+                     lambda size=size: redis_lifecycles(url, size)),
+                    ("ceiling", "2 x bare EVALSHA ceiling",
+                     lambda size=size: evalsha_ceiling(REDIS, size, prefix)),
+                    ("coreason", "coreason-budget 0.4.1 check+charge",
+                     lambda size=size: coreason(
+                         {"mode": "lifecycles", "n": size, "user_limit": BIG}
+                     )),
+                ):  # fmt: skip
+                    got = _step(progress, f"{label}, round {i + 1}/{rounds}", func)
+                    best = results.get(key)
+                    if best is None or ("per_s" in got and got["per_s"] > best.get("per_s", 0)):
+                        results[key] = got
             race = {"threads": 64, "attempts": 3, "call_s": 0.002}
             results["overshoot_cloudcircuit"] = _step(
                 progress, "overshoot, cloudcircuit", lambda: overshoot_ours(url, **race)

@@ -172,3 +172,19 @@ def test_service_denies_with_503_not_500_while_redis_is_stopped(own_redis: OwnRe
         assert http.post("/v1/reserve", json=body, headers=auth).status_code == 200
         usage = http.get("/v1/usage", params={"scope": "project=p1/user=u1"}, headers=auth)
         assert usage.json()["scopes"][-1]["committed"] == 0.25
+
+
+def test_scripts_are_loaded_once_and_each_operation_is_one_evalsha(own_redis: OwnRedis) -> None:
+    import redis
+
+    ledger = Ledger(own_redis.url, three_levels(), timeout=2.0)
+    scope = {"project": "p1", "user": "u1"}
+    for _ in range(5):
+        ledger.commit(ledger.reserve(scope, 0.1), 0.1)  # 2 operations
+    ledger.release(ledger.reserve(scope, 0.1))  # 2
+    ledger.charge(scope, 0.1)  # 1
+    ledger.usage(scope)  # 1
+    stats = redis.Redis.from_url(own_redis.url).info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 5 * 2 + 2 + 1 + 1 + 1  # + the NOSCRIPT miss
+    assert stats["cmdstat_script|load"]["calls"] == 6  # every script once, on the first miss
+    assert "cmdstat_eval" not in stats

@@ -9,6 +9,7 @@ of a request id returns its first outcome and changes nothing. The caller must r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from cloudcircuit.quota.backends.base import PURGE_BATCH, Op, ScopeArgs
@@ -30,35 +31,36 @@ class Store(Protocol):
         """Requests in state ``held`` whose expiry is at or before ``now_ms``."""
         ...
 
-    def add_held(self, scope: str, delta: int) -> None: ...
-
-    def held(self, scope: str) -> int: ...
-
-    def window_sum(self, scope: ScopeArgs) -> int:
-        """Committed amount over buckets lo..hi (older buckets may be dropped)."""
+    def add_held(self, scopes: Sequence[str], delta: int) -> None:
+        """Add ``delta`` to the held amount of each scope."""
         ...
 
-    def add_committed(self, scope: ScopeArgs, delta: int) -> None:
-        """Add to bucket ``hi`` of the scope's window."""
+    def states(self, scopes: Sequence[ScopeArgs]) -> list[tuple[int, int, int | None]]:
+        """(committed over buckets lo..hi, held, stored limit or None) of each scope."""
         ...
 
-    def stored_limit(self, scope: str) -> int | None: ...
+    def add_committed(self, scopes: Sequence[ScopeArgs], delta: int) -> None:
+        """Add to bucket ``hi`` of each scope's window (older buckets may be dropped)."""
+        ...
 
     def set_limit(self, scope: str, limit: int | None) -> None: ...
 
 
-def _purge(store: Store, now_ms: int) -> None:
+def _purge(store: Store, now_ms: int) -> bool:
     """Give back the holds of reservations whose TTL has passed."""
-    for request, record in store.due_holds(now_ms, PURGE_BATCH):
-        amount = int(record["amount"])
-        for scope in record["scopes"].split("\n"):
-            store.add_held(scope, -amount)
+    due = store.due_holds(now_ms, PURGE_BATCH)
+    for request, record in due:
+        store.add_held(record["scopes"].split("\n"), -int(record["amount"]))
         store.put_request(request, {**record, "state": "expired"}, int(record["keep"]))
+    return bool(due)
 
 
-def _limit(store: Store, scope: ScopeArgs) -> int:
-    stored = store.stored_limit(scope.key)
-    return scope.limit if stored is None else stored
+def _states(store: Store, op: Op) -> list[tuple[int, int, int]]:
+    """(committed, held, limit in force) per scope: a stored limit wins over the configured."""
+    return [
+        (committed, held, scope.limit if stored is None else stored)
+        for scope, (committed, held, stored) in zip(op.scopes, store.states(op.scopes), strict=True)
+    ]
 
 
 def _reserve(store: Store, op: Op) -> list[object]:
@@ -76,10 +78,7 @@ def _reserve(store: Store, op: Op) -> list[object]:
             ]
         return ["reserved", int(previous["amount"]), int(previous["exp"]), 1]
     _purge(store, op.now_ms)
-    for index, scope in enumerate(op.scopes, start=1):
-        limit = _limit(store, scope)
-        committed = store.window_sum(scope)
-        held = store.held(scope.key)
+    for index, (committed, held, limit) in enumerate(_states(store, op), start=1):
         if limit >= 0 and committed + held + op.amount > limit:
             keep = op.now_ms + op.keep_ms
             store.put_request(
@@ -96,8 +95,7 @@ def _reserve(store: Store, op: Op) -> list[object]:
                 keep,
             )
             return ["denied", index, limit, committed, held, op.amount, 0]
-    for scope in op.scopes:
-        store.add_held(scope.key, op.amount)
+    store.add_held([scope.key for scope in op.scopes], op.amount)
     expires = op.now_ms + op.ttl_ms
     keep = expires + op.keep_ms
     store.put_request(
@@ -123,17 +121,14 @@ def _commit(store: Store, op: Op) -> list[object]:
         return ["committed", int(record["actual"]), int(record["late"]), 1]
     if state not in ("held", "expired"):
         return [state]
-    _purge(store, op.now_ms)
-    record = store.get_request(op.request) or record
+    if _purge(store, op.now_ms):
+        record = store.get_request(op.request) or record
     late = 1
     if record["state"] == "held":
-        amount = int(record["amount"])
-        for key in record["scopes"].split("\n"):
-            store.add_held(key, -amount)
+        store.add_held(record["scopes"].split("\n"), -int(record["amount"]))
         late = 1 if int(record["exp"]) <= op.now_ms else 0
     if op.amount > 0:
-        for target in op.scopes:
-            store.add_committed(target, op.amount)
+        store.add_committed(op.scopes, op.amount)
     keep = op.now_ms + op.keep_ms
     store.put_request(
         op.request,
@@ -152,9 +147,7 @@ def _release(store: Store, op: Op) -> list[object]:
         return ["released", 1]
     if state != "held":
         return [state]
-    amount = int(record["amount"])
-    for scope in record["scopes"].split("\n"):
-        store.add_held(scope, -amount)
+    store.add_held(record["scopes"].split("\n"), -int(record["amount"]))
     keep = op.now_ms + op.keep_ms
     if int(record["exp"]) <= op.now_ms:  # due but not purged yet: it expired on its own
         store.put_request(op.request, {**record, "state": "expired"}, keep)
@@ -170,13 +163,12 @@ def _charge(store: Store, op: Op) -> list[object]:
             return [previous["state"]]
         return ["charged", int(previous["amount"]), 1, previous["over"]]
     _purge(store, op.now_ms)
-    over = []
-    for scope in op.scopes:
-        if op.amount > 0:
-            store.add_committed(scope, op.amount)
-        limit = _limit(store, scope)
-        used = store.window_sum(scope) + store.held(scope.key)
-        over.append("1" if limit >= 0 and used > limit else "0")
+    if op.amount > 0:
+        store.add_committed(op.scopes, op.amount)
+    over = [
+        "1" if limit >= 0 and committed + held > limit else "0"
+        for committed, held, limit in _states(store, op)
+    ]
     flags = "".join(over)
     keep = op.now_ms + op.keep_ms
     store.put_request(
@@ -190,8 +182,8 @@ def _charge(store: Store, op: Op) -> list[object]:
 def _usage(store: Store, op: Op) -> list[object]:
     _purge(store, op.now_ms)
     reply: list[object] = ["usage"]
-    for scope in op.scopes:
-        reply.extend([store.window_sum(scope), store.held(scope.key), _limit(store, scope)])
+    for committed, held, limit in _states(store, op):
+        reply.extend([committed, held, limit])
     return reply
 
 

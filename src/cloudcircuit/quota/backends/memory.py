@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import threading
+from collections.abc import Sequence
 
 from cloudcircuit.quota.backends.base import Op, ScopeArgs
 from cloudcircuit.quota.backends.engine import Record, apply
@@ -51,13 +52,11 @@ class _MemoryStore:
             if self.requests[request][0]["state"] != "held":
                 del self.requests[request]
 
-    def add_held(self, scope: str, delta: int) -> None:
-        self.held_by_scope[scope] = self.held_by_scope.get(scope, 0) + delta
+    def add_held(self, scopes: Sequence[str], delta: int) -> None:
+        for scope in scopes:
+            self.held_by_scope[scope] = self.held_by_scope.get(scope, 0) + delta
 
-    def held(self, scope: str) -> int:
-        return self.held_by_scope.get(scope, 0)
-
-    def window_sum(self, scope: ScopeArgs) -> int:
+    def _window_sum(self, scope: ScopeArgs) -> int:
         buckets = self.committed.get((scope.key, scope.window))
         if not buckets:
             return 0
@@ -65,12 +64,16 @@ class _MemoryStore:
             del buckets[bucket]
         return sum(v for b, v in buckets.items() if b <= scope.hi)
 
-    def add_committed(self, scope: ScopeArgs, delta: int) -> None:
-        buckets = self.committed.setdefault((scope.key, scope.window), {})
-        buckets[scope.hi] = buckets.get(scope.hi, 0) + delta
+    def states(self, scopes: Sequence[ScopeArgs]) -> list[tuple[int, int, int | None]]:
+        return [
+            (self._window_sum(s), self.held_by_scope.get(s.key, 0), self.limits.get(s.key))
+            for s in scopes
+        ]
 
-    def stored_limit(self, scope: str) -> int | None:
-        return self.limits.get(scope)
+    def add_committed(self, scopes: Sequence[ScopeArgs], delta: int) -> None:
+        for scope in scopes:
+            buckets = self.committed.setdefault((scope.key, scope.window), {})
+            buckets[scope.hi] = buckets.get(scope.hi, 0) + delta
 
     def set_limit(self, scope: str, limit: int | None) -> None:
         if limit is None:

@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,7 +29,6 @@ CREATE TABLE IF NOT EXISTS quota_requests (
     request TEXT PRIMARY KEY, state TEXT NOT NULL, exp INTEGER, keep INTEGER NOT NULL,
     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS quota_requests_held ON quota_requests (exp) WHERE state = 'held';
-CREATE INDEX IF NOT EXISTS quota_requests_keep ON quota_requests (keep);
 CREATE TABLE IF NOT EXISTS quota_held (scope TEXT PRIMARY KEY, amount INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS quota_committed (
     scope TEXT NOT NULL, win TEXT NOT NULL, bucket INTEGER NOT NULL, amount INTEGER NOT NULL,
@@ -67,43 +67,51 @@ class _SQLiteStore:
         ).fetchall()
         return [(request, dict(json.loads(record))) for request, record in rows]
 
-    def add_held(self, scope: str, delta: int) -> None:
+    def add_held(self, scopes: Sequence[str], delta: int) -> None:
+        rows = ",".join("(?, ?)" for _ in scopes)
+        params: list[object] = []
+        for scope in scopes:
+            params.extend((scope, delta))
         self.conn.execute(
-            "INSERT INTO quota_held (scope, amount) VALUES (?, ?)"
+            f"INSERT INTO quota_held (scope, amount) VALUES {rows}"
             " ON CONFLICT (scope) DO UPDATE SET amount = amount + excluded.amount",
-            (scope, delta),
+            params,
         )
 
-    def held(self, scope: str) -> int:
-        row = self.conn.execute(
-            "SELECT amount FROM quota_held WHERE scope = ?", (scope,)
-        ).fetchone()
-        return 0 if row is None else int(row[0])
-
-    def window_sum(self, scope: ScopeArgs) -> int:
-        row = self.conn.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM quota_committed"
-            " WHERE scope = ? AND win = ? AND bucket BETWEEN ? AND ?",
-            (scope.key, scope.window, scope.lo, scope.hi),
-        ).fetchone()
-        return int(row[0])
-
-    def add_committed(self, scope: ScopeArgs, delta: int) -> None:
-        self.conn.execute(
-            "DELETE FROM quota_committed WHERE scope = ? AND win = ? AND bucket < ?",
-            (scope.key, scope.window, scope.lo),
+    def states(self, scopes: Sequence[ScopeArgs]) -> list[tuple[int, int, int | None]]:
+        # one statement for every scope of the chain: committed sum, held, stored limit
+        rows = " UNION ALL ".join(
+            "SELECT ? AS i, ? AS scope, ? AS win, ? AS lo, ? AS hi" for _ in scopes
         )
+        params: list[object] = []
+        for index, scope in enumerate(scopes):
+            params.extend((index, scope.key, scope.window, scope.lo, scope.hi))
+        found = self.conn.execute(
+            f"WITH s AS ({rows}) SELECT s.i,"
+            " (SELECT COALESCE(SUM(c.amount), 0) FROM quota_committed c"
+            "   WHERE c.scope = s.scope AND c.win = s.win AND c.bucket BETWEEN s.lo AND s.hi),"
+            " (SELECT h.amount FROM quota_held h WHERE h.scope = s.scope),"
+            " (SELECT l.amount FROM quota_limits l WHERE l.scope = s.scope)"
+            " FROM s ORDER BY s.i",
+            params,
+        ).fetchall()
+        return [(int(c), int(h or 0), None if lim is None else int(lim)) for _, c, h, lim in found]
+
+    def add_committed(self, scopes: Sequence[ScopeArgs], delta: int) -> None:
+        params: list[object] = []
+        for scope in scopes:
+            params.extend((scope.key, scope.window, scope.lo))
+        drop = " OR ".join("(scope = ? AND win = ? AND bucket < ?)" for _ in scopes)
+        self.conn.execute(f"DELETE FROM quota_committed WHERE {drop}", params)
+        params = []
+        for scope in scopes:
+            params.extend((scope.key, scope.window, scope.hi, delta))
+        rows = ",".join("(?, ?, ?, ?)" for _ in scopes)
         self.conn.execute(
-            "INSERT INTO quota_committed (scope, win, bucket, amount) VALUES (?, ?, ?, ?)"
+            f"INSERT INTO quota_committed (scope, win, bucket, amount) VALUES {rows}"
             " ON CONFLICT (scope, win, bucket) DO UPDATE SET amount = amount + excluded.amount",
-            (scope.key, scope.window, scope.hi, delta),
+            params,
         )
-
-    def stored_limit(self, scope: str) -> int | None:
-        row = self.conn.execute(
-            "SELECT amount FROM quota_limits WHERE scope = ?", (scope,)
-        ).fetchone()
-        return None if row is None else int(row[0])
 
     def set_limit(self, scope: str, limit: int | None) -> None:
         if limit is None:
