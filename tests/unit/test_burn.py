@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cloudcircuit.burn import (
@@ -171,3 +173,29 @@ def test_policy_settings() -> None:
         BurnWindowsSettings.model_validate({"windows": [], "extra": 1})
     with pytest.raises(InputError, match="burn_windows"):
         BurnWindowSpec(long="1h", short="2h", factor=2).to_window()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    amounts=st.lists(st.floats(0, 50, allow_nan=False), min_size=1, max_size=80),
+    late=st.lists(st.floats(0, 5000, allow_nan=False), min_size=0, max_size=5),
+    budget=st.floats(10, 10_000, allow_nan=False),
+)
+def test_late_buckets_never_change_the_verdict(
+    amounts: list[float], late: list[float], budget: float
+) -> None:
+    """Property: incomplete trailing buckets, whatever they hold, change no evidence; and each
+    burn rate is the window's mean spend over the budget's hourly pace."""
+    base = evaluate_burn(_series(amounts), budget, "month")
+    with_late = evaluate_burn(
+        _series([*amounts, *late], incomplete_last=len(late)), budget, "month"
+    )
+    assert [e.to_dict() for e in base] == [e.to_dict() for e in with_late]
+    pace = budget / (30 * 24)
+    for e in base:
+        n = int(e.data["long_seconds"] // 3600)
+        if len(amounts) >= n:
+            assert e.data["burn_long"] == pytest.approx(sum(amounts[-n:]) / n / pace)
+            assert e.fired == (min(e.data["burn_long"], e.data["burn_short"]) >= e.threshold)
+        else:
+            assert not e.fired
