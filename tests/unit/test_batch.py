@@ -633,3 +633,27 @@ def test_params_from_the_policy_detector_settings() -> None:
         == cc.check_anomaly_robust(QUICK, method="percentile", percentile=0.9).threshold
     )
     assert res.breaker.is_open.tolist() == [False, False, True]
+
+
+def test_results_are_read_only_and_inputs_are_not() -> None:
+    spend = np.array([920.0, 100.0, 1200.0])
+    fails = np.array([0, 0, 3])
+    res = run_quick(spend=spend, consecutive_failures=fails)
+    for arr in (
+        res.spike.threshold,
+        res.robust_mad.is_spike,
+        res.burn_rate.burn_rate_ratio,
+        res.budget.usage_ratio,
+        res.policy.code,
+        res.policy.action,
+        res.breaker.retry_after_steps,
+        res.lengths,
+    ):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = arr[1]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.spike = res.burn_rate  # type: ignore[misc]
+    spend[0] = 1.0  # the caller's arrays stay writable and are not aliased
+    fails[0] = 1
+    assert res.budget.current_spend[0] == 920.0
+    assert res.consecutive_failures[0] == 0

@@ -24,6 +24,7 @@ from cloudcircuit.batch.results import (
     GuardrailParams,
     IntArray,
     PolicyArrays,
+    frozen,
 )
 from cloudcircuit.batch.rules import (
     check_budget,
@@ -330,24 +331,24 @@ def evaluate(
             x, lens, work, mean=True, ordered=True, raw=bool(extra), workers=workers, progress=tick
         )
     anomaly = spike if p.policy_anomaly == "spike" else (mad if p.robust_method == "mad" else perc)
-    return BatchResult(
-        params=p,
-        lengths=lens,
-        budget=budget,
-        spike=spike,
-        robust_mad=mad,
-        robust_percentile=perc,
-        burn_rate=burn,
-        forecast=forecast,
-        breaker=breaker,
-        consecutive_failures=np.broadcast_to(
-            np.asarray(consecutive_failures, dtype=np.int64), (n_rows,)
-        ),
-        failure_threshold=np.broadcast_to(
-            np.asarray(p.failure_threshold, dtype=np.int64), (n_rows,)
-        ),
-        policy=evaluate_spend_policy(budget, anomaly, breaker),
-        detectors={name: (action, stores[name]) for name, action, _ in extra},
+    return frozen(
+        BatchResult(
+            params=p,
+            lengths=lens,
+            budget=budget,
+            spike=spike,
+            robust_mad=mad,
+            robust_percentile=perc,
+            burn_rate=burn,
+            forecast=forecast,
+            breaker=breaker,
+            consecutive_failures=np.broadcast_to(consecutive_failures, (n_rows,)).astype(np.int64),
+            failure_threshold=np.broadcast_to(
+                np.asarray(p.failure_threshold, dtype=np.int64), (n_rows,)
+            ),
+            policy=evaluate_spend_policy(budget, anomaly, breaker),
+            detectors={name: (action, stores[name]) for name, action, _ in extra},
+        )
     )
 
 

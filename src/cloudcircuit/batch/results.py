@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -34,12 +35,30 @@ __all__ = [
     "GuardrailParams",
     "IntArray",
     "PolicyArrays",
+    "frozen",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 ObjArray = npt.NDArray[np.object_]
+_R = TypeVar("_R")
+
+
+def frozen(result: _R) -> _R:
+    """Make every array in a result read-only: the dataclass is frozen, its arrays too."""
+    for f in dataclasses.fields(cast(Any, result)):
+        value = getattr(result, f.name)
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            frozen(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                for part in item if isinstance(item, tuple) else (item,):
+                    if dataclasses.is_dataclass(part) and not isinstance(part, type):
+                        frozen(part)
+    return result
 
 
 ACTIONS: tuple[SpendAction, ...] = ("allow", "throttle", "block")

@@ -31,6 +31,7 @@ from cloudcircuit.batch.results import (
     ForecastArrays,
     IntArray,
     PolicyArrays,
+    frozen,
 )
 from cloudcircuit.errors import InputError
 from cloudcircuit.guardrails import MAD_TO_SIGMA
@@ -90,13 +91,15 @@ def check_budget(
     require("current_spend", spend, spend >= 0, "must be >= 0", is_scalar(current_spend))
     with np.errstate(over="ignore"):
         usage = spend / limit
-    return BudgetArrays(
-        current_spend=spend.copy(),
-        budget_limit=limit.copy(),
-        usage_ratio=usage,
-        remaining_budget=limit - spend,
-        is_warning=usage >= ratio,
-        is_breached=spend >= limit,
+    return frozen(
+        BudgetArrays(
+            current_spend=spend.copy(),
+            budget_limit=limit.copy(),
+            usage_ratio=usage,
+            remaining_budget=limit - spend,
+            is_warning=usage >= ratio,
+            is_breached=spend >= limit,
+        )
     )
 
 
@@ -204,7 +207,7 @@ def check_anomaly_spike(
     mult, floor = spike_params(spike_multiplier, min_baseline, x.shape[0])
     out = empty_anomaly(x.shape[0])
     run_chunks(x, lens, lambda sl, c: fill_spike(out, sl, c, mult, floor), mean=True, ordered=False)
-    return out
+    return frozen(out)
 
 
 def check_anomaly_robust(
@@ -232,7 +235,7 @@ def check_anomaly_robust(
             fill_percentile(out, sl, c, p, floor)
 
     run_chunks(x, lens, work, mean=False, ordered=True)
-    return out
+    return frozen(out)
 
 
 def check_burn_rate(
@@ -248,7 +251,7 @@ def check_burn_rate(
     n = x.shape[0]
     out = BurnRateArrays(np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=bool))
     run_chunks(x, lens, lambda sl, c: fill_burn(out, sl, c, mult), mean=True, ordered=False)
-    return out
+    return frozen(out)
 
 
 def _periods(name: str, value: npt.ArrayLike, n: int) -> npt.NDArray[Any]:
@@ -294,14 +297,16 @@ def forecast_budget_breach(
     with np.errstate(over="ignore"):
         projected = (spend / elapsed) * total
         overrun = np.maximum(0.0, projected - limit)
-    return ForecastArrays(
-        current_spend=spend.copy(),
-        budget_limit=limit.copy(),
-        periods_elapsed=elapsed,
-        total_periods=total,
-        projected_total_spend=projected,
-        projected_overrun=overrun,
-        will_breach=projected >= limit,
+    return frozen(
+        ForecastArrays(
+            current_spend=spend.copy(),
+            budget_limit=limit.copy(),
+            periods_elapsed=elapsed,
+            total_periods=total,
+            projected_total_spend=projected,
+            projected_overrun=overrun,
+            will_breach=projected >= limit,
+        )
     )
 
 
@@ -346,10 +351,12 @@ def evaluate_circuit_breaker(
     ):
         require(name, cast(FloatArray, arr), ok, rule, is_scalar(raw))
     is_open = (fails >= threshold) | (cooldown > 0)
-    return BreakerArrays(
-        is_open=is_open,
-        allow_operation=~is_open,
-        retry_after_steps=np.where(is_open, cooldown, 0).astype(np.int64),
+    return frozen(
+        BreakerArrays(
+            is_open=is_open,
+            allow_operation=~is_open,
+            retry_after_steps=np.where(is_open, cooldown, 0).astype(np.int64),
+        )
     )
 
 
@@ -370,12 +377,14 @@ def evaluate_spend_policy(
     block = budget.is_breached | breaker.is_open
     throttle = budget.is_warning | anomaly.is_spike
     code = np.where(block, 2, np.where(throttle, 1, 0)).astype(np.int8)
-    return PolicyArrays(
-        action=_ACTION_ARR[code],
-        reason=_REASON_ARR[code],
-        severity=_SEVERITY_ARR[code],
-        budget=budget,
-        anomaly=anomaly,
-        breaker=breaker,
-        code=code,
+    return frozen(
+        PolicyArrays(
+            action=_ACTION_ARR[code],
+            reason=_REASON_ARR[code],
+            severity=_SEVERITY_ARR[code],
+            budget=budget,
+            anomaly=anomaly,
+            breaker=breaker,
+            code=code,
+        )
     )
