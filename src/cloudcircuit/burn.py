@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cloudcircuit.decision import Evidence
 from cloudcircuit.errors import InputError
@@ -263,10 +263,20 @@ class BurnWindowSpec(BaseModel):
     @classmethod
     def _duration(cls, value: str | float) -> str | float:
         try:
-            parse_duration(value)
+            parse_duration(value, what="window")
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> BurnWindowSpec:
+        long, short = parse_duration(self.long), parse_duration(self.short)
+        if short > long:
+            raise ValueError(
+                f"short window {format_duration(short)} must not exceed long window "
+                f"{format_duration(long)}"
+            )
+        return self
 
     def to_window(self) -> BurnWindow:
         try:

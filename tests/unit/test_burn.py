@@ -171,8 +171,8 @@ def test_policy_settings() -> None:
         BurnWindowSpec(long="6 hours", short="1h", factor=6)
     with pytest.raises(ValidationError):
         BurnWindowsSettings.model_validate({"windows": [], "extra": 1})
-    with pytest.raises(InputError, match="burn_windows"):
-        BurnWindowSpec(long="1h", short="2h", factor=2).to_window()
+    with pytest.raises(ValidationError, match="must not exceed long window 1h"):
+        BurnWindowSpec(long="1h", short="2h", factor=2)
 
 
 @settings(max_examples=100, deadline=None)
