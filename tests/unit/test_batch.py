@@ -657,3 +657,22 @@ def test_results_are_read_only_and_inputs_are_not() -> None:
     fails[0] = 1
     assert res.budget.current_spend[0] == 920.0
     assert res.consecutive_failures[0] == 0
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "cloudcircuit.batch",
+        "cloudcircuit.batch.engine",
+        "cloudcircuit.batch.results",
+        "cloudcircuit.batch.rules",
+    ],
+)
+def test_all_is_sorted_and_resolves(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    names = list(mod.__all__)
+    kind = [(1 if n.isupper() else 2 if n[0].isupper() else 3, n) for n in names]
+    assert kind == sorted(kind)
+    assert all(hasattr(mod, n) for n in names)
