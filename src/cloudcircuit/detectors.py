@@ -432,6 +432,8 @@ def detect(
     """
     x = _matrix(values)
     n, t = x.shape
+    if t == 0:
+        raise InputError("values has no points: a detector needs at least one per series")
     if lengths is None:
         last = np.full(n, t - 1, dtype=np.int64)
     else:

@@ -172,6 +172,8 @@ def test_bad_input_is_named() -> None:
         detect("seasonal", np.ones(5), params={"z_threshold": -1})
     with pytest.raises(InputError, match=r"values\[0, 2\]"):
         detect("streaming", [1.0, 2.0, float("nan")])
+    with pytest.raises(InputError, match="no points"):
+        detect("seasonal", np.zeros((2, 0)))
     with pytest.raises(InputError, match="lengths"):
         detect("streaming", np.ones((2, 5)), lengths=[5, 6])
     assert default_season("day") == 7 and default_season("hour") == 24
