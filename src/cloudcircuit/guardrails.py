@@ -306,7 +306,8 @@ def evaluate_circuit_breaker(
         ("failure_threshold", failure_threshold),
         ("cooldown_steps_remaining", cooldown_steps_remaining),
     ):
-        if isinstance(value, numbers.Real) and not math.isfinite(value):
+        real = isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+        if real and not math.isfinite(value):
             raise InputError(f"{name} must be finite, got {value}")
     if consecutive_failures < 0:
         raise InputError("consecutive_failures must be >= 0")
