@@ -128,3 +128,38 @@ def test_exporter_metric_names_and_values() -> None:
     fr = (("slo", "freshness"), ("window_seconds", "3600"))
     assert samples[("slo_burn_rate", fr)] == pytest.approx(100.0)
     assert PrometheusExporter(registry).collector_registry is not None
+
+
+def test_middleware_under_a_real_uvicorn_server() -> None:
+    """Over real HTTP on a loopback port: uvicorn, FastAPI, the middleware, /metrics."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    registry = SLORegistry()
+    registry.define(SLODefinition(name="availability", target=0.99))
+    app = _app(registry)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            codes = [client.get(p).status_code for p in ("/ok", "/down", "/boom", "/ok")]
+            metrics = client.get("/metrics").text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+    assert codes == [200, 503, 500, 200]
+    assert 'slo_total{slo="availability"} 4.0' in metrics
+    assert 'slo_failures_total{slo="availability"} 2.0' in metrics
+    snap = registry.get("availability").snapshot()
+    assert (snap.total, snap.failures) == (5, 2)  # the /metrics request itself counted too
