@@ -160,3 +160,17 @@ def test_bad_events_are_clear_errors(deployed: Any) -> None:
     sns["Records"][0]["Sns"]["Message"] = "Budget Name: nope"
     assert "no budget named 'nope'" in handler(sns)["error"]
     assert 'needs "run_id"' in handler({"action": "restore"})["error"]
+
+
+def test_handler_import_is_light() -> None:
+    """The Lambda cold start imports neither boto3 nor the core until the first event."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, cloudcircuit_aws.handler; "
+        "mods = ('boto3', 'botocore', 'numpy', 'cloudcircuit'); "
+        "print(sorted(m for m in mods if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

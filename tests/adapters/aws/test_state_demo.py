@@ -13,7 +13,7 @@ from cloudcircuit_aws.actions import AwsEnforcer
 from cloudcircuit_aws.clients import Clients
 from cloudcircuit_aws.fleet import seed_fleet
 from cloudcircuit_aws.orgs import AccountSet
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -162,6 +162,8 @@ def test_property_protected_never_planned_and_restore_roundtrip() -> None:
             protect=st.lists(st.booleans(), min_size=8, max_size=8),
         )
         def check(type_: str, action: str, team: str, protect: list[bool]) -> None:
+            # moto 5.2 cannot tag EKS node groups (TagResource knows clusters only)
+            assume(not (type_ == "eks:nodegroup" and action == "tag"))
             resources = [
                 r
                 for r in enf.resolve(TargetSelector((type_,)))

@@ -15,6 +15,7 @@ Across accounts, the enforcer assumes ``role_name`` in each account (see :mod:`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
 TAG_BATCH_EC2 = 1000
 RGTA_BATCH = 20
 _ZERO_ACTIONS = ("stop", "scale_down")
+_RECENT_SECONDS = 5.0
 _RGTA_TYPES = ("ecs:service", "lambda:function", "rds:db")
 
 
@@ -69,6 +71,10 @@ class AwsEnforcer:
     provider: str = "aws"
     #: per-account / per-region failures of the last resolve (reported, not raised)
     resolve_errors: list[str] = field(default_factory=list)
+    #: states read by the last capture_batch, reused by an apply_batch right after it (the
+    #: executor journals the state it captured, then acts: one read instead of two)
+    _recent: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _recent_at: float = field(default=0.0, repr=False)
 
     # -- resolve --------------------------------------------------------------------------
 
@@ -124,7 +130,18 @@ class AwsEnforcer:
                 ) from exc
             for r, state in zip(group, states, strict=True):
                 out[id(r)] = state
+        self._recent = {(r.type, r.id): out[id(r)] for r in resources}
+        self._recent_at = time.monotonic()
         return [out[id(r)] for r in resources]
+
+    def _fresh_states(self, group: Sequence[Resource]) -> list[dict[str, Any]] | None:
+        """States captured for exactly these resources less than 5 s ago, else None."""
+        if time.monotonic() - self._recent_at > _RECENT_SECONDS:
+            return None
+        keys = [(r.type, r.id) for r in group]
+        if not all(k in self._recent for k in keys):
+            return None
+        return [self._recent.pop(k) for k in keys]
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -149,7 +166,7 @@ class AwsEnforcer:
             handler = self._handler(type_)
             states: list[dict[str, Any]]
             try:
-                states = self.capture_batch(group)
+                states = self._fresh_states(group) or self.capture_batch(group)
             except EnforcementError:
                 states = []
                 for r in group:
