@@ -261,3 +261,46 @@ def test_cli_serve_runs_uvicorn_from_a_config_file(tmp_path: Path) -> None:
     failed = subprocess.run([*cli[:-1], str(bad)], capture_output=True, text=True, timeout=60)
     assert failed.returncode == 2
     assert "keys.0.sha256" in failed.stderr and "bad.yaml" in failed.stderr
+
+
+def test_quota_key_prints_a_key_and_its_hashed_entry() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cloudcircuit.cli import app
+
+    result = CliRunner().invoke(app, ["quota-key", "p1-backend", "--scope", "project=p1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    token = lines[0].split(": ", 1)[1].strip()
+    entry = json.loads(lines[1].split(":", 1)[1])
+    assert entry == {
+        "name": "p1-backend",
+        "sha256": hash_api_key(token),
+        "scopes": [{"project": "p1"}],
+        "admin": False,
+    }
+    keys = ApiKeyStore([ApiKey(entry["name"], entry["sha256"], tuple(entry["scopes"]))])
+    found = keys.authenticate(token)
+    assert found is not None and found.allows({"project": "p1", "user": "x"})
+    assert not found.allows({"project": "p2", "user": "x"})
+    bad = CliRunner().invoke(app, ["quota-key", "x", "--scope", "project"])
+    assert bad.exit_code == 2 and "level=entity" in bad.output
+
+
+def test_service_config_errors_name_their_place(tmp_path: Path) -> None:
+    from cloudcircuit.errors import ConfigError
+    from cloudcircuit.quota import load_service_config
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("ledger: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: line \d+, column \d+"):
+        load_service_config(broken)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("hierarchy:\n  levels:\n    - {name: Global, limit: -1}\ntimeout_seconds: 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_service_config(wrong)
+    text = str(info.value)
+    assert "hierarchy.levels.0.name" in text and "hierarchy.levels.0.limit" in text
+    assert "timeout_seconds" in text

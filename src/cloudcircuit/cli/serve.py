@@ -82,5 +82,6 @@ def quota_key(
         bindings.append(binding)
     token = generate_api_key()
     entry = {"name": name, "sha256": hash_api_key(token), "scopes": bindings, "admin": admin}
-    console.print(f"key (shown once): {token}", highlight=False)
-    console.print(f"config entry:     {json.dumps(entry)}", highlight=False)
+    # plain echo, not Rich: the lines are copied into files and must never be wrapped
+    typer.echo(f"key (shown once): {token}")
+    typer.echo(f"config entry:     {json.dumps(entry)}")

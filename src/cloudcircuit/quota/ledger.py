@@ -4,6 +4,10 @@ Each call is planned once (an :class:`~cloudcircuit.quota.backends.base.Op` plus
 that reads the reply) and then run either synchronously or asynchronously: the two faces share
 every line of logic, only the transport differs (no duplicated sync/async trees).
 
+Request ids are remembered for ``keep_seconds`` (default 10 minutes) after a request ends (its
+hold is committed, released or expired, or it was denied or charged): a retry inside that window
+gets the first outcome. Longer retention costs memory on Redis at high request rates.
+
 Fail closed: when the backend cannot answer within ``timeout``, a reservation is denied with
 reason ``ledger_unavailable`` unless every scope of the chain opted in to ``fail_open`` (then
 it passes, ``degraded``, holding nothing). Commits, releases and charges raise
@@ -77,7 +81,7 @@ class Ledger:
         *,
         timeout: float = 0.5,
         default_ttl: float = 60.0,
-        keep_seconds: float = 86_400.0,
+        keep_seconds: float = 600.0,
         clock: Callable[[], float] = time.time,
         observer: LedgerObserver | None = None,
     ) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import calendar
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -36,6 +36,7 @@ __all__ = [
     "Window",
     "check_request_id",
     "from_units",
+    "parse_scope_path",
     "to_units",
 ]
 
@@ -323,13 +324,3 @@ def parse_scope_path(text: str, hierarchy: Hierarchy) -> dict[str, str]:
         hierarchy.level(name)
         result[name] = value
     return result
-
-
-def entities_of(chain: Chain) -> dict[str, str]:
-    """The entity mapping a chain was resolved from."""
-    return dict(chain.entities)
-
-
-def scope_sequence(chain: Chain) -> Sequence[str]:
-    """The storage keys of a chain, outermost first."""
-    return [scope.key for scope in chain.scopes]
