@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench._venv import WORK, predecessor_python, run_json
-from cloudcircuit.batch._kernels import DEFAULT_WORKERS
+from cloudcircuit.batch._kernels import chunk_plan
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -258,7 +258,8 @@ def bench_speed(n: int, console: Console) -> dict[str, Any]:
         "disagreements_vs_predecessor": _disagreements(batch_verdicts, old["verdicts"]),
         "disagreements_vs_our_scalar": _disagreements(batch_verdicts, scalar_verdicts),
         "target_speedup": SPEEDUP_TARGET,
-        "batch_threads": DEFAULT_WORKERS,
+        "batch_chunks": len(chunk_plan(n, POINTS)[0]),
+        "batch_threads": chunk_plan(n, POINTS)[1],
         "load_average_1min": os.getloadavg()[0],
     }
 

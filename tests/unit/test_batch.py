@@ -119,13 +119,16 @@ def test_budget_forecast_breaker_policy_rows() -> None:
         )
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_long_ragged_series_agree_with_the_scalar_rules(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "width"), [(1, 301), (2, 301), (3, 90), (4, 90)])
+def test_long_ragged_series_agree_with_the_scalar_rules(seed: int, width: int) -> None:
+    # width 90: 89 history points, sorted in rows padded to 96 (see _kernels._sort_width)
     rng = np.random.default_rng(seed)
-    values = np.round(rng.gamma(1.5, 40.0, size=(60, 301)), rng.integers(0, 3))
+    values = np.round(rng.gamma(1.5, 40.0, size=(60, width)), rng.integers(0, 3))
     values[::9] = np.round(values[::9] / 40.0)  # heavy ties
-    lengths = rng.integers(2, 302, size=60)
-    lengths[:3] = [2, 3, 301]
+    lengths = rng.integers(2, width + 1, size=60)
+    lengths[:3] = [2, 3, width]
+    if seed == 4:
+        lengths[:] = width  # uniform rows
     res = batch.evaluate(values, lengths=lengths, spend=1.0, limit=2.0)
     for i in range(60):
         row = values[i, : lengths[i]].tolist()

@@ -177,6 +177,15 @@ def _kth_deviation(
     return cast(FloatArray, np.maximum(from_a, from_b))
 
 
+def _sort_width(w: int) -> int:
+    """Row width to sort ``w`` history points at (extra cells hold +inf and sort last).
+
+    Measured with numpy 2.x's SIMD sort on AVX2: rows of 80 to 95 doubles sort about 20 %
+    faster padded to 96 (a 90-day window has 89 history points); other widths gain nothing.
+    """
+    return 96 if 80 <= w < 96 else w
+
+
 @dataclass(slots=True)
 class Chunk:
     """One chunk's shared statistics: latest point, history mean, sorted history."""
@@ -197,8 +206,11 @@ def _prepare(
     uniform = bool((ln == width).all())
     nh = ln - 1
     latest = values[np.arange(lo, hi), nh].astype(np.float64)
-    hist = np.array(values[lo:hi, : width - 1], dtype=np.float64)
-    pad = None if uniform else np.arange(width - 1) >= nh[:, None]
+    w = width - 1
+    buf = np.empty((hi - lo, _sort_width(w) if ordered else w))
+    hist = buf[:, :w]
+    hist[...] = values[lo:hi, :w]
+    pad = None if uniform else np.arange(w) >= nh[:, None]
     if pad is not None:
         np.putmask(hist, pad, 0.0)
     if not ordered and not _all_valid(hist, latest):
@@ -209,6 +221,8 @@ def _prepare(
     if ordered:
         if pad is not None:
             np.putmask(hist, pad, np.inf)
+        hist = buf
+        hist[:, w:] = np.inf
         hist.sort(axis=1)
         # sorted rows give min and max for free; NaN sorts last (past any inf padding)
         if not (
@@ -226,6 +240,21 @@ def _prepare(
     return chunk
 
 
+def chunk_plan(
+    n_rows: int, t: int, workers: int | None = None
+) -> tuple[list[tuple[int, int]], int]:
+    """Row ranges of equal chunks (~CHUNK_CELLS cells each) and the threads to run them on.
+
+    Threads pay off once each has a few chunks: by default a small matrix runs on the calling
+    thread, a large one on up to DEFAULT_WORKERS threads.
+    """
+    step = max(MIN_CHUNK_ROWS, CHUNK_CELLS // max(t, 1))
+    step = max(1, -(-n_rows // max(1, -(-n_rows // step))))  # equal chunks balance the threads
+    bounds = [(lo, min(n_rows, lo + step)) for lo in range(0, n_rows, step)]
+    threads = workers or (DEFAULT_WORKERS if len(bounds) >= 4 * DEFAULT_WORKERS else 1)
+    return bounds, max(1, min(threads, len(bounds)))
+
+
 def run_chunks(
     values: npt.NDArray[Any],
     lens: IntArray,
@@ -239,21 +268,18 @@ def run_chunks(
 ) -> None:
     """Prepare each chunk of rows and hand it to ``work(rows, chunk)``, on ``workers`` threads.
 
-    numpy releases the GIL in the heavy steps (copy, sort, ufunc loops), so two cores nearly
-    halve the time. Chunks complete in row order as far as errors go: the first invalid row
-    is the one reported. ``progress`` gets the number of rows done so far.
+    numpy releases the GIL in the heavy steps (copy, sort, ufunc loops), so idle cores share
+    a large matrix; by default threads start only when each gets four chunks or more. Chunks
+    complete in row order as far as errors go: the first invalid row is the one reported.
+    ``progress`` gets the number of rows done so far.
     """
-    n_rows, t = values.shape
-    step = max(MIN_CHUNK_ROWS, CHUNK_CELLS // max(t, 1))
-    step = -(-n_rows // max(1, -(-n_rows // step)))  # equal chunks balance the threads
-    bounds = [(lo, min(n_rows, lo + step)) for lo in range(0, n_rows, max(step, 1))]
+    bounds, threads = chunk_plan(values.shape[0], values.shape[1], workers)
 
     def one(bound: tuple[int, int]) -> int:
         lo, hi = bound
         work(slice(lo, hi), _prepare(values, lens, lo, hi, mean, ordered, raw))
         return hi
 
-    threads = min(workers or DEFAULT_WORKERS, len(bounds))
     if threads <= 1:
         done: Iterator[int] = map(one, bounds)
         for hi in done:
