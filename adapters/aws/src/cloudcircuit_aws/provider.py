@@ -17,6 +17,9 @@
 ``organization``       list members through Organizations (default: true with role_name)
 ``max_workers``        accounts worked on at once (default 4)
 =====================  ===================================================================
+
+A source given as the string ``aws:NAME`` (``open_source("aws:prod")``) uses the AWS profile
+``NAME``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from cloudcircuit_aws.orgs import AccountSet
 __all__ = ["AwsProvider", "base_clients"]
 
 _KNOWN = {
+    "arg",
     "region",
     "profile",
     "role_arn",
@@ -62,7 +66,8 @@ def _check(settings: Mapping[str, Any]) -> None:
 def base_clients(settings: Mapping[str, Any]) -> Clients:
     """Clients of the configured identity (profile, then optional role)."""
     clients = Clients(
-        region=str(settings.get("region", "us-east-1")), profile=settings.get("profile")
+        region=str(settings.get("region", "us-east-1")),
+        profile=settings.get("profile") or settings.get("arg") or None,
     )
     role = settings.get("role_arn")
     return clients.assume(str(role)) if role else clients
