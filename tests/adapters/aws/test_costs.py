@@ -214,3 +214,27 @@ def test_currency_mismatch_is_reported(aws: None) -> None:
                 group_by=("service",),
             )
         )
+
+
+class _Throttling:
+    """A Cost Explorer client that always throttles (moto cannot)."""
+
+    def get_cost_and_usage(self, **_: object) -> dict[str, object]:
+        from botocore.exceptions import ClientError
+
+        raise ClientError(
+            {"Error": {"Code": "LimitExceededException", "Message": "Rate exceeded"}},
+            "GetCostAndUsage",
+        )
+
+
+def test_throttling_and_hourly_limits_are_clear_errors() -> None:
+    from cloudcircuit.errors import ThrottledError
+
+    clients = Clients()
+    clients._clients[("ce", "us-east-1")] = _Throttling()
+    src = CostExplorerSource(clients=clients, now=NOW)
+    with pytest.raises(ThrottledError, match="LimitExceededException"):
+        src.fetch(q(days=2))
+    with pytest.raises(InputError, match="14 days"):
+        src.fetch(SpendQuery(start=NOW - timedelta(days=20), end=NOW, granularity=Granularity.HOUR))

@@ -32,6 +32,7 @@ from cloudcircuit.errors import (
     DataError,
     InputError,
     SourceError,
+    ThrottledError,
 )
 from cloudcircuit.providers import FetchResult, SourceStats, SpendQuery, StateStore
 from cloudcircuit.spend import CostBasis, Granularity, SpendSeries, bucket_range, to_utc
@@ -39,6 +40,7 @@ from cloudcircuit_aws.clients import Clients, aws_error_code
 
 __all__ = [
     "CE_PRICE_PER_REQUEST",
+    "HOURLY_DAYS",
     "METRICS",
     "CostExplorerSource",
     "ce_filter",
@@ -58,6 +60,10 @@ _DIMENSION = {
     "region": "REGION",
     "usage_type": "USAGE_TYPE",
 }
+
+_THROTTLED = ("LimitExceededException", "ThrottlingException", "TooManyRequestsException")
+#: Cost Explorer keeps hourly data for the last 14 days only
+HOURLY_DAYS = 14
 
 Bucket = dict[tuple[str, ...], Decimal]
 
@@ -273,6 +279,11 @@ class CostExplorerSource:
             answer: dict[str, Any] = self.clients.client("ce").get_cost_and_usage(**params)
         except Exception as exc:
             code = aws_error_code(exc)
+            if code in _THROTTLED:
+                raise ThrottledError(
+                    f"Cost Explorer kept throttling ({code}) after "
+                    f"{self.clients.max_attempts} adaptive-retry attempts"
+                ) from exc
             raise SourceError(
                 f"Cost Explorer GetCostAndUsage failed ({code or exc}): {exc}"
             ) from exc
@@ -291,6 +302,14 @@ class CostExplorerSource:
         dims = tuple(d for d in query.group_by if d != "provider")
         now = to_utc(self.now or datetime.now(UTC))
         settled = now - timedelta(hours=self.settle_hours)
+        if granularity is Granularity.HOUR and to_utc(query.start) < now - timedelta(
+            days=HOURLY_DAYS
+        ):
+            raise InputError(
+                f"hourly query from {to_utc(query.start).isoformat()}: Cost Explorer keeps hourly "
+                f"data for the last {HOURLY_DAYS} days only; use granularity 'day' or a shorter "
+                "lookback"
+            )
         starts = bucket_range(query.start, query.end, granularity)
         if not starts:
             return FetchResult(series=[], stats=stats)
