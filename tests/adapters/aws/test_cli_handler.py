@@ -123,6 +123,10 @@ def test_scheduled_scan_is_dry_run_by_default(deployed: Any) -> None:
     assert out["sources"][0]["requests"] >= 2
     assert set(states(deployed).values()) == {"running"}
     json.dumps(out)  # JSON-able for Lambda
+    # the second scan reads the final buckets from the state store's cache
+    again = handler(load("eventbridge_schedule.json"))
+    assert out["sources"][0]["cached_buckets"] == 0
+    assert again["sources"][0]["cached_buckets"] > 50
 
 
 def test_budget_notification_scans_that_budget_and_enforces(
