@@ -282,7 +282,7 @@ def _http_client(args: tuple[str, int, str]) -> list[float]:
     return latencies
 
 
-def http_reserve(url: str, n: int, clients: int) -> dict[str, float]:
+def http_reserve(url: str, n: int, clients: int, workers: int = 1) -> dict[str, float]:
     import httpx
     import yaml
 
@@ -303,7 +303,7 @@ def http_reserve(url: str, n: int, clients: int) -> dict[str, float]:
         config.write_text(yaml.safe_dump({"ledger": url, "hierarchy": hierarchy, "keys": keys}))
         command = [sys.executable, "-m", "cloudcircuit", "serve", "--config", str(config)]
         server = subprocess.Popen(
-            [*command, "--port", str(port), "--log-level", "warning"],
+            [*command, "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -332,6 +332,7 @@ def http_reserve(url: str, n: int, clients: int) -> dict[str, float]:
         "p50_ms": statistics.median(latencies) * 1e3,
         "p99_ms": _pct(latencies, 0.99) * 1e3,
         "clients": clients,
+        "workers": workers,
     }
 
 
@@ -399,9 +400,12 @@ def main(argv: list[str] | None = None) -> int:
             results["sqlite_8"] = _step(
                 progress, "SQLite, 8 processes", lambda: sqlite_lifecycles(n_sqlite, 8)
             )
-            results["http"] = _step(
-                progress, "HTTP reserve (uvicorn, 4 clients)", lambda: http_reserve(url, n_http, 4)
-            )
+            for workers in (1, 2):
+                results[f"http_{workers}"] = _step(
+                    progress,
+                    f"HTTP reserve (uvicorn, {workers} worker(s), 4 clients)",
+                    lambda workers=workers: http_reserve(url, n_http, 4, workers),
+                )
     finally:
         _delete_prefix(REDIS, prefix + "*")
         _delete_prefix(_coreason_url(), "budget:*")
@@ -474,12 +478,14 @@ def _report(console: Console, r: dict[str, Any]) -> None:
         other.add_column(column, justify="right")
     other.add_row("SQLite lifecycles, 1 process", _num(r["sqlite_1"], "per_s"), "", "")
     other.add_row("SQLite lifecycles, 8 processes", _num(r["sqlite_8"], "per_s"), "", "")
-    other.add_row(
-        "HTTP reserve, 4 clients",
-        _num(r["http"], "per_s"),
-        _num(r["http"], "p50_ms", "{:.2f}"),
-        _num(r["http"], "p99_ms", "{:.2f}"),
-    )
+    for workers in (1, 2):
+        section = r[f"http_{workers}"]
+        other.add_row(
+            f"HTTP reserve, {workers} uvicorn worker(s), 4 clients",
+            _num(section, "per_s"),
+            _num(section, "p50_ms", "{:.2f}"),
+            _num(section, "p99_ms", "{:.2f}"),
+        )
     console.print(other)
 
     targets = Table(title="Targets")

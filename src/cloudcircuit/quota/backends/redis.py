@@ -186,16 +186,32 @@ class RedisBackend:
         client = self._async_client()
         sha = self._shas[op.kind]
 
-        async def call() -> Any:
+        async def evalsha() -> Any:
+            if self.cluster:
+                return await client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+            pool = client.connection_pool
+            conn = await pool.get_connection()
             try:
-                return await client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-            except redis.exceptions.NoScriptError:
-                for source in self._sources.values():
-                    await client.script_load(source)
-                return await client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+                await conn.send_packed_command([self._pack(sha, keys, args)], check_health=False)
+                return await conn.read_response()
+            except redis.ResponseError:
+                raise
+            except BaseException:
+                # timed out or cancelled mid-call: the reply may still come, so the connection
+                # must not go back to the pool with it pending
+                await conn.disconnect(nowait=True)
+                raise
+            finally:
+                await pool.release(conn)
 
         try:
-            reply = await asyncio.wait_for(call(), timeout=self.timeout * 2)
+            async with asyncio.timeout(self.timeout * 2):
+                try:
+                    reply = await evalsha()
+                except redis.exceptions.NoScriptError:
+                    for source in self._sources.values():
+                        await client.script_load(source)
+                    reply = await evalsha()
         except redis.ResponseError as exc:
             if "CLUSTERDOWN" in str(exc) or "LOADING" in str(exc):
                 raise LedgerUnavailableError(f"{self.name} ledger: {exc}") from exc
