@@ -151,14 +151,15 @@ def kill_switch(
     )
     policy = _policy(policy_path)
     rails = policy.enforcement if policy is not None else None
-    plan = kill_switch_plan(
-        _enforcer(provider, policy),
-        action=name,
-        target=target,
-        params={"key": tag_key, "value": tag_value} if name == "tag" else {},
-        protect_tag=rails.protect_tag if rails else "cloudcircuit:protect=true",
-        max_resources=rails.max_resources if rails else Limits(),
-    )
+    with console.status("resolving targets"):
+        plan = kill_switch_plan(
+            _enforcer(provider, policy),
+            action=name,
+            target=target,
+            params={"key": tag_key, "value": tag_value} if name == "tag" else {},
+            protect_tag=rails.protect_tag if rails else "cloudcircuit:protect=true",
+            max_resources=rails.max_resources if rails else Limits(),
+        )
     console.print(plan_table(plan))
     if not plan.actions:
         console.print("nothing to do: no resource matches (protected ones are never touched)")
@@ -167,7 +168,9 @@ def kill_switch(
         typer.confirm(f"{name} {len(plan.actions)} resource(s) now?", abort=True)
     store = open_state(_state_url(state, policy))
     try:
-        outcomes = execute_plan(plan, store, dry_run=not enforce)
+        verb = "probing" if not enforce else "acting on"
+        with console.status(f"{verb} {len(plan.actions)} resource(s)"):
+            outcomes = execute_plan(plan, store, dry_run=not enforce)
     finally:
         store.close()
     console.print(outcomes_table("dry-run" if not enforce else f"run {plan.run_id}", outcomes))
@@ -195,7 +198,8 @@ def restore(
     try:
         providers = sorted({e.resource.provider for e in store.journal(run_id)})
         enforcers = {p: _enforcer(p, policy) for p in providers}
-        outcomes = restore_run(run_id, store, enforcers)
+        with console.status(f"restoring run {run_id}"):
+            outcomes = restore_run(run_id, store, enforcers)
     finally:
         store.close()
     console.print(outcomes_table(f"restore {run_id}", outcomes))
