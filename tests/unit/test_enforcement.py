@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from cloudcircuit.enforcement import (
     Limits,
     build_plan,
     execute_plan,
+    kill_switch_plan,
     new_run_id,
     parse_protect_tag,
     restore_run,
@@ -129,6 +130,20 @@ class Spec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+@pytest.fixture(params=["dict", "memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    """The journal on the in-test dict store and on the real memory:// and sqlite stores."""
+    if request.param == "dict":
+        yield DictStore()
+        return
+    from cloudcircuit.state import open_state
+
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'state.db'}"
+    opened = open_state(url)
+    yield opened
+    opened.close()
+
+
 DECISION = Decision(budget="ml", scope={}, action="block", severity="critical", reason="runaway")
 PROTECT = {"cloudcircuit:protect": "true"}
 
@@ -191,8 +206,8 @@ def test_unknown_provider_and_action() -> None:
         build_plan([(Spec("explode"), DECISION)], {"fake": fleet()})
 
 
-def test_execute_journals_and_restores_exactly() -> None:
-    enf, store = fleet(), DictStore()
+def test_execute_journals_and_restores_exactly(store: Any) -> None:
+    enf = fleet()
     before = {rid: enf.capture(enf._res(rid)) for rid in enf.state}
     plan = build_plan(
         [
@@ -245,8 +260,8 @@ def test_dry_run_changes_nothing_and_writes_no_journal() -> None:
     assert store.entries == []
 
 
-def test_one_failure_does_not_stop_the_others() -> None:
-    enf, store = fleet(), DictStore()
+def test_one_failure_does_not_stop_the_others(store: Any) -> None:
+    enf = fleet()
     enf.fail.add("a")
     plan = build_plan(
         [(Spec("stop", selector=Sel({"team": "ml"})), DECISION)],
@@ -268,6 +283,22 @@ def test_enforce_needs_store_and_restore_needs_journal() -> None:
         execute_plan(plan, None, dry_run=False)
     with pytest.raises(RestoreError, match="no journal"):
         restore_run("missing", DictStore(), {})
+
+
+def test_kill_switch_plan_uses_the_same_rails() -> None:
+    enf = fleet()
+    plan = kill_switch_plan(
+        enf,
+        action="stop",
+        target=TargetSelector(tags={"team": "ml"}),
+        max_resources=Limits(10, 100),
+    )
+    assert [a.resource.id for a in plan.actions] == ["a", "b"] and plan.protected
+    assert plan.actions[0].budget == "kill-switch"
+    with pytest.raises(InputError, match="refusing 'all'"):
+        kill_switch_plan(enf, action="stop", target=TargetSelector())
+    with pytest.raises(SafetyLimitError):
+        kill_switch_plan(enf, action="stop", target=TargetSelector(tags={"team": "ml"}))
 
 
 def test_protect_tag_parsing_and_run_ids() -> None:
