@@ -243,15 +243,12 @@ def _prepare(
 def chunk_plan(
     n_rows: int, t: int, workers: int | None = None
 ) -> tuple[list[tuple[int, int]], int]:
-    """Row ranges of equal chunks (~CHUNK_CELLS cells each) and the threads to run them on.
-
-    Threads pay off once each has a few chunks: by default a small matrix runs on the calling
-    thread, a large one on up to DEFAULT_WORKERS threads.
-    """
+    """Row ranges of equal chunks (~CHUNK_CELLS cells each) and the threads to run them on
+    (``workers``, default one per core up to 4, never more than there are chunks)."""
     step = max(MIN_CHUNK_ROWS, CHUNK_CELLS // max(t, 1))
     step = max(1, -(-n_rows // max(1, -(-n_rows // step))))  # equal chunks balance the threads
     bounds = [(lo, min(n_rows, lo + step)) for lo in range(0, n_rows, step)]
-    threads = workers or (DEFAULT_WORKERS if len(bounds) >= 4 * DEFAULT_WORKERS else 1)
+    threads = workers or DEFAULT_WORKERS
     return bounds, max(1, min(threads, len(bounds)))
 
 
@@ -269,9 +266,8 @@ def run_chunks(
     """Prepare each chunk of rows and hand it to ``work(rows, chunk)``, on ``workers`` threads.
 
     numpy releases the GIL in the heavy steps (copy, sort, ufunc loops), so idle cores share
-    a large matrix; by default threads start only when each gets four chunks or more. Chunks
-    complete in row order as far as errors go: the first invalid row is the one reported.
-    ``progress`` gets the number of rows done so far.
+    the work. Chunks complete in row order as far as errors go: the first invalid row is the
+    one reported. ``progress`` gets the number of rows done so far.
     """
     bounds, threads = chunk_plan(values.shape[0], values.shape[1], workers)
 
