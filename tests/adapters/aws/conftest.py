@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from aws_recorder import RECORDED
 from cloudcircuit_aws.clients import observe_calls
-
-#: (service, operation) of every call any test made through cloudcircuit_aws clients
-RECORDED: set[tuple[str, str]] = set()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
+from aws_recorder import RECORDED
 from cloudcircuit_aws.actions import AwsEnforcer, _delete_tags
 from cloudcircuit_aws.ce_emulator import CostExplorerSeeder, demo_charges
 from cloudcircuit_aws.clients import Clients, observe_calls
 from cloudcircuit_aws.costs import CostExplorerSource
 from cloudcircuit_aws.fleet import seed_fleet
 from cloudcircuit_aws.orgs import AccountSet
-from conftest import RECORDED
 from test_state_demo import make_table
 from test_terraform import MODULE, load_tf
 
