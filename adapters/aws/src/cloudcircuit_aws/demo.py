@@ -78,7 +78,6 @@ def demo_policy(policy_path: Path | None = None) -> Any:
     from cloudcircuit.policy import load_policy
     from cloudcircuit.policy.models import SourceConfig
 
-    os.environ.setdefault("CLOUDCIRCUIT_DEMO_DATA", ".")
     policy = load_policy(policy_path or _find_policy())
     return policy.model_copy(
         update={
