@@ -7,7 +7,7 @@ purge()
 local lim = limits()
 local over = {}
 for i = 1, n do
-  if amount > 0 then add_committed(i, amount) end
+  if amount > 0 then add_committed(i, amount, true) end
   local limit = lim[i]
   local committed, held = state_of(i)
   local used = committed + held

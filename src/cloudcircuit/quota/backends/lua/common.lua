@@ -44,6 +44,7 @@ end
 -- give back the holds of reservations whose TTL has passed (a bounded batch per call)
 local function purge()
   local due = redis.call('ZRANGEBYSCORE', exps, '-inf', now, 'LIMIT', 0, 100)
+  if #due == 0 then return false end
   for _, q in ipairs(due) do
     local rec = record(q)
     if rec and rec['state'] == 'held' then
@@ -52,6 +53,7 @@ local function purge()
     end
     redis.call('ZREM', exps, q)
   end
+  return true
 end
 
 -- limits in force, stored (admin) first, else the configured one; one HMGET for the chain
@@ -85,7 +87,10 @@ local function state_of(i)
   return total, held
 end
 
-local function add_committed(i, delta)
-  redis.call('HINCRBY', KEYS[3 + i], shi[i], delta)
-  redis.call('PEXPIREAT', KEYS[3 + i], sexp[i])
+-- refresh: false when the key's expiry is already far enough (a timely commit: its reserve
+-- set it at least two days ahead, a hold lives at most one day) unless this write opened a
+-- new bucket (a window boundary was crossed since the reserve)
+local function add_committed(i, delta, refresh)
+  local total = redis.call('HINCRBY', KEYS[3 + i], shi[i], delta)
+  if refresh or total == delta then redis.call('PEXPIREAT', KEYS[3 + i], sexp[i]) end
 end
