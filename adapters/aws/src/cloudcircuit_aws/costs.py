@@ -360,7 +360,9 @@ class CostExplorerSource:
             if final:
                 newly_final[start] = bucket
         if newly_final and self.store is not None:
-            self._save_cache(key, {**cached, **newly_final})
+            # keep the window only: buckets before the query's start are never asked again
+            merged = {**cached, **newly_final}
+            self._save_cache(key, {s: b for s, b in merged.items() if s >= starts[0]})
         stats.rows_read = sum(len(b) for b in fetched.values())
         seen = [s for s in starts if buckets[s]]
         if seen:
