@@ -37,12 +37,20 @@ garbage = st.sampled_from([math.nan, -1.0, math.inf, 7.0, -math.inf])
 
 @st.composite
 def matrices(
-    draw: st.DrawFn, max_rows: int = 6, max_cols: int = 14
+    draw: st.DrawFn, max_rows: int = 6, max_cols: int = 24
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(values, lengths): left-aligned rows of 2..T points, garbage after each prefix."""
+    """(values, lengths): left-aligned rows of 2..T points, garbage after each prefix.
+
+    A third of the matrices have rows of one length (the kernels' uniform fast paths).
+    """
     n = draw(st.integers(min_value=1, max_value=max_rows))
     t = draw(st.integers(min_value=2, max_value=max_cols))
-    lengths = np.array(draw(st.lists(st.integers(2, t), min_size=n, max_size=n)), dtype=np.int64)
+    if draw(st.integers(0, 2)) == 0:
+        lengths = np.full(n, draw(st.integers(2, t)), dtype=np.int64)
+    else:
+        lengths = np.array(
+            draw(st.lists(st.integers(2, t), min_size=n, max_size=n)), dtype=np.int64
+        )
     values = np.empty((n, t))
     for i in range(n):
         values[i, : lengths[i]] = draw(

@@ -163,15 +163,32 @@ def _kth_deviation(
     right = left + 1 + k  # flat index of B[k]: B[k - i] sits at right - i
     lo = np.maximum(0, k + 1 - (n - split))
     hi = np.minimum(k + 1, split)
+
+    def more_from_a(i: IntArray) -> BoolArray:
+        """True while the (i+1)-th pick must come from A: B[k - i] > A[i]."""
+        return cast(BoolArray, ~(np.abs(flat[right - i] - m) <= np.abs(flat[left - i] - m)))
+
     with np.errstate(invalid="ignore"):
-        for _ in range(int(n.max(initial=1)).bit_length() + 1):
-            active = lo < hi
-            if not active.any():
-                break
-            mid = (lo + hi) >> 1
-            take = np.abs(flat[right - mid] - m) <= np.abs(flat[left - mid] - m)
-            hi = np.where(take, mid, hi)
-            lo = np.where(take | ~active, lo, mid + 1)
+        span = hi - lo
+        if span.size and (span == span[0]).all():
+            # every row searches a range of the same length: branchless lower bound
+            width = int(span[0])
+            base = lo
+            while width > 1:
+                half = width // 2
+                base = np.where(more_from_a(base + half), base + half, base)
+                width -= half
+            if int(span[0]) > 0:
+                lo = base + more_from_a(base)
+        else:
+            for _ in range(int(n.max(initial=1)).bit_length() + 1):
+                active = lo < hi
+                if not active.any():
+                    break
+                mid = (lo + hi) >> 1
+                go_right = more_from_a(mid)
+                hi = np.where(go_right, hi, mid)
+                lo = np.where(go_right & active, mid + 1, lo)
         from_a = np.where(lo > 0, np.abs(flat[left + 1 - lo] - m), -np.inf)
         from_b = np.where(lo <= k, np.abs(flat[right - lo] - m), -np.inf)
     return cast(FloatArray, np.maximum(from_a, from_b))
