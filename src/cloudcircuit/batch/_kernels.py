@@ -135,7 +135,9 @@ def row_sums(h: FloatArray) -> FloatArray:
 
 
 def _gather(s: FloatArray, idx: IntArray) -> FloatArray:
-    """``s[r, idx[r]]`` for every row of a C-contiguous ``s``."""
+    """``s[r, idx[r]]`` for every row of a C-contiguous ``s`` (a column when idx is uniform)."""
+    if idx.size and (idx == idx[0]).all():
+        return s[:, int(idx[0])]
     return cast(FloatArray, s.ravel()[np.arange(s.shape[0]) * s.shape[1] + idx])
 
 
