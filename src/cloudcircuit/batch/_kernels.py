@@ -124,12 +124,14 @@ def row_sums(h: FloatArray) -> FloatArray:
             for j in range(h.shape[1]):
                 acc += h[:, j]
         return acc
+    # CPython: t = f + x; c += (f - t) + x if |f| >= |x| else (x - t) + f. Spend is >= 0
+    # (validated), so the bigger magnitude is the maximum: c += (max - t) + min, same terms.
     comp = np.zeros(h.shape[0])
     with np.errstate(invalid="ignore", over="ignore"):
         for j in range(h.shape[1]):
             x = h[:, j]
             t = acc + x
-            comp += np.where(np.abs(acc) >= np.abs(x), (acc - t) + x, (x - t) + acc)
+            comp += (np.maximum(acc, x) - t) + np.minimum(acc, x)
             acc = t
         return np.where((comp != 0) & np.isfinite(comp), acc + comp, acc)
 
