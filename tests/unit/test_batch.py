@@ -679,3 +679,28 @@ def test_all_is_sorted_and_resolves(module: str) -> None:
     kind = [(1 if n.isupper() else 2 if n[0].isupper() else 3, n) for n in names]
     assert kind == sorted(kind)
     assert all(hasattr(mod, n) for n in names)
+
+
+def test_a_detector_may_call_the_batch_engine_from_a_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nested calls run inline in the worker thread instead of waiting on the shared pool."""
+    monkeypatch.setattr(_kernels, "CHUNK_CELLS", 1)
+    monkeypatch.setattr(_kernels, "MIN_CHUNK_ROWS", 2)
+
+    class Nested:
+        name = "nested"
+
+        def __call__(self, values: np.ndarray, lengths: np.ndarray) -> batch.DetectorArrays:
+            inner = batch.check_burn_rate(values, lengths=lengths, hot_multiplier=1.1)
+            return batch.DetectorArrays(
+                fired=inner.is_hot,
+                observed=inner.burn_rate_ratio,
+                threshold=np.full(len(lengths), 1.1),
+                expected=inner.average_spend,
+                score=inner.burn_rate_ratio,
+            )
+
+    values = np.tile(np.array([[1.0, 1.0, 1.0, 2.0], [1.0, 1.0, 1.0, 1.0]]), (8, 1))
+    res = batch.evaluate(values, spend=1.0, limit=2.0, detectors=[Nested()], workers=2)
+    assert [res.evidence(i)[-1].fired for i in range(4)] == [True, False, True, False]

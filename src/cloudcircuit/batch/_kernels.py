@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -297,22 +298,37 @@ def run_chunks(
         work(slice(lo, hi), _prepare(values, lens, lo, hi, mean, ordered, raw))
         return hi
 
-    if threads <= 1:
-        done: Iterator[int] = map(one, bounds)
+    if threads <= 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
+        done: Iterator[int] = map(one, bounds)  # (nested calls run inline: no pool deadlock)
         for hi in done:
             if progress:
                 progress(hi)
         return
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cc-batch") as pool:
-        futures = [pool.submit(one, b) for b in bounds]
-        try:
-            for future in futures:
-                hi = future.result()
-                if progress:
-                    progress(hi)
-        finally:
-            for future in futures:
-                future.cancel()
+    futures = [_pool(threads).submit(one, b) for b in bounds]
+    try:
+        for future in futures:
+            hi = future.result()
+            if progress:
+                progress(hi)
+    finally:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+
+
+_THREAD_PREFIX = "cloudcircuit-batch"
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool per thread count: starting threads per call costs ~0.2 ms."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=_THREAD_PREFIX)
+            _POOLS[threads] = pool
+        return pool
 
 
 def mad_location(c: Chunk, min_mad: FloatArray) -> tuple[FloatArray, FloatArray]:
