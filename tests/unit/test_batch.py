@@ -598,8 +598,26 @@ def test_named_detectors_from_cloudcircuit_detectors() -> None:
         batch.evaluate(values, spend=1.0, limit=1000.0, detectors=["nope"])
 
 
-def test_progress_bar_does_not_change_results() -> None:
-    a, b = run_quick(), run_quick(progress=True)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_bar_does_not_change_results(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    monkeypatch.setattr(_kernels, "CHUNK_CELLS", 1)
+    monkeypatch.setattr(_kernels, "MIN_CHUNK_ROWS", 1)
+    seen: list[int] = []
+    values, lengths = quick_matrix()
+    _kernels.run_chunks(
+        values,
+        lengths,
+        lambda sl, c: None,
+        mean=True,
+        ordered=True,
+        workers=workers,
+        progress=seen.append,
+    )
+    assert seen[-1] == 3
+    assert seen == sorted(seen)
+    a, b = run_quick(workers=workers), run_quick(progress=True, workers=workers)
     assert a.policy.code.tolist() == b.policy.code.tolist()
     assert a.robust_mad.threshold.tolist() == b.robust_mad.threshold.tolist()
 

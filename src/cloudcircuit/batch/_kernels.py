@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, cast
@@ -288,32 +288,59 @@ def run_chunks(
     """Prepare each chunk of rows and hand it to ``work(rows, chunk)``, on ``workers`` threads.
 
     numpy releases the GIL in the heavy steps (copy, sort, ufunc loops), so idle cores share
-    the work. Chunks complete in row order as far as errors go: the first invalid row is the
-    one reported. ``progress`` gets the number of rows done so far.
+    the work: the calling thread and ``workers - 1`` pool threads take chunks in row order
+    until none is left. When chunks fail, the first one in row order is the error raised (every
+    chunk before it was taken earlier and has finished). ``progress`` gets rows done so far.
     """
     bounds, threads = chunk_plan(values.shape[0], values.shape[1], workers)
 
-    def one(bound: tuple[int, int]) -> int:
-        lo, hi = bound
+    def one(i: int) -> None:
+        lo, hi = bounds[i]
         work(slice(lo, hi), _prepare(values, lens, lo, hi, mean, ordered, raw))
-        return hi
 
     if threads <= 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
-        done: Iterator[int] = map(one, bounds)  # (nested calls run inline: no pool deadlock)
-        for hi in done:
+        done = 0  # (a nested call runs inline: waiting on the shared pool could deadlock)
+        for i, (lo, hi) in enumerate(bounds):
+            one(i)
+            done += hi - lo
             if progress:
-                progress(hi)
+                progress(done)
         return
-    futures = [_pool(threads).submit(one, b) for b in bounds]
+
+    lock = threading.Lock()
+    state = {"next": 0, "rows": 0}
+    errors: dict[int, BaseException] = {}
+
+    def drain(report: bool) -> None:
+        while True:
+            with lock:
+                i = state["next"]
+                if i >= len(bounds) or errors:
+                    return
+                state["next"] = i + 1
+            try:
+                one(i)
+            except BaseException as exc:  # re-raised below, first chunk in row order wins
+                with lock:
+                    errors[i] = exc
+                return
+            with lock:
+                state["rows"] += bounds[i][1] - bounds[i][0]
+                rows = state["rows"]
+            if report and progress:
+                progress(rows)
+
+    helpers = [_pool(threads - 1).submit(drain, False) for _ in range(threads - 1)]
     try:
-        for future in futures:
-            hi = future.result()
-            if progress:
-                progress(hi)
+        drain(True)
     finally:
-        for future in futures:
-            future.cancel()
-        wait(futures)
+        wait(helpers)
+    if errors:
+        raise errors[min(errors)]
+    for helper in helpers:
+        helper.result()  # surfaces anything that escaped drain() itself
+    if progress:
+        progress(state["rows"])
 
 
 _THREAD_PREFIX = "cloudcircuit-batch"
@@ -322,7 +349,7 @@ _POOLS_LOCK = threading.Lock()
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
-    """A process-wide pool per thread count: starting threads per call costs ~0.2 ms."""
+    """A process-wide pool per size: starting threads on every call would cost ~0.2 ms."""
     with _POOLS_LOCK:
         pool = _POOLS.get(threads)
         if pool is None:
