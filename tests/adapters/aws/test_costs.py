@@ -238,3 +238,55 @@ def test_throttling_and_hourly_limits_are_clear_errors() -> None:
         src.fetch(q(days=2))
     with pytest.raises(InputError, match="14 days"):
         src.fetch(SpendQuery(start=NOW - timedelta(days=20), end=NOW, granularity=Granularity.HOUR))
+
+
+def test_organization_wide_scan_sums_accounts_and_reports_failures(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from cloudcircuit_aws.orgs import AccountSet
+
+    from cloudcircuit.errors import ProviderError
+
+    org = boto3.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    made = [
+        org.create_account(AccountName=f"m{i}", Email=f"m{i}@example.com")["CreateAccountStatus"][
+            "AccountId"
+        ]
+        for i in range(3)
+    ]
+    for i, account in enumerate(made):
+        group = {
+            "Keys": ["Amazon EC2"],
+            "Metrics": {"UnblendedCost": {"Amount": f"{i + 1}.25", "Unit": "USD"}},
+        }
+        period = {"Start": "2026-11-01", "End": "2026-11-02"}
+        result = {
+            "ResultsByTime": [
+                {"TimePeriod": period, "Total": {}, "Groups": [group], "Estimated": False}
+            ]
+        }
+        queue_ce_results([result], account=account)
+    real = AccountSet.clients
+
+    def flaky(self: AccountSet, account: str | None) -> Clients:
+        if account == made[2]:
+            raise ProviderError(f"cannot assume arn:aws:iam::{account}:role/Reader")
+        return real(self, account)
+
+    monkeypatch.setattr(AccountSet, "clients", flaky)
+    accounts = AccountSet(base=Clients(), role_name="Reader", organization=True, max_workers=2)
+    src = CostExplorerSource(clients=Clients(), accounts=accounts, now=NOW)
+    got = src.fetch(
+        SpendQuery(
+            start=datetime(2026, 11, 1, tzinfo=UTC),
+            end=datetime(2026, 11, 2, tzinfo=UTC),
+            group_by=("service",),
+        )
+    )
+    by = {s.scope["service"]: s.amounts.tolist() for s in got.series}
+    assert by == {"Amazon EC2": [3.5]}  # 1.25 + 2.25; the failed account is not guessed
+    assert any(made[2] in note for note in got.stats.notes)
+    assert got.stats.requests == len(accounts.members()) - 1
+    assert got.stats.api_cost_usd == pytest.approx(0.01 * got.stats.requests)

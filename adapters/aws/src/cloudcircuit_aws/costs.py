@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -37,6 +38,7 @@ from cloudcircuit.errors import (
 from cloudcircuit.providers import FetchResult, SourceStats, SpendQuery, StateStore
 from cloudcircuit.spend import CostBasis, Granularity, SpendSeries, bucket_range, to_utc
 from cloudcircuit_aws.clients import Clients, aws_error_code
+from cloudcircuit_aws.orgs import AccountSet
 
 __all__ = [
     "CE_PRICE_PER_REQUEST",
@@ -203,7 +205,10 @@ class CostExplorerSource:
     settle_hours: float = 24.0
     store: StateStore | None = None
     now: datetime | None = None
+    #: member accounts read through an assumed role (organization-wide scans)
+    accounts: AccountSet | None = None
     _scan_requests: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if self.metric is not None and self.metric not in METRICS:
@@ -265,24 +270,27 @@ class CostExplorerSource:
             return {"Start": start.strftime(fmt), "End": end.strftime(fmt)}
         return {"Start": start.strftime("%Y-%m-%d"), "End": end.strftime("%Y-%m-%d")}
 
-    def _request(self, params: dict[str, Any], stats: SourceStats) -> dict[str, Any]:
-        if (self._scan_requests + 1) * CE_PRICE_PER_REQUEST > self.api_budget_usd + 1e-9:
-            raise ApiBudgetExceededError(
-                f"Cost Explorer: request {self._scan_requests + 1} would cost "
-                f"USD {(self._scan_requests + 1) * CE_PRICE_PER_REQUEST:.2f} this scan, above "
-                f"api_budget_usd={self.api_budget_usd:g}; stopped before calling"
-            )
-        self._scan_requests += 1
+    def _request(
+        self, params: dict[str, Any], stats: SourceStats, clients: Clients
+    ) -> dict[str, Any]:
+        with self._lock:  # accounts are read in parallel: the cap is checked atomically
+            if (self._scan_requests + 1) * CE_PRICE_PER_REQUEST > self.api_budget_usd + 1e-9:
+                raise ApiBudgetExceededError(
+                    f"Cost Explorer: request {self._scan_requests + 1} would cost "
+                    f"USD {(self._scan_requests + 1) * CE_PRICE_PER_REQUEST:.2f} this scan, "
+                    f"above api_budget_usd={self.api_budget_usd:g}; stopped before calling"
+                )
+            self._scan_requests += 1
         stats.requests += 1
         stats.api_cost_usd = round(stats.requests * CE_PRICE_PER_REQUEST, 2)
         try:
-            answer: dict[str, Any] = self.clients.client("ce").get_cost_and_usage(**params)
+            answer: dict[str, Any] = clients.client("ce").get_cost_and_usage(**params)
         except Exception as exc:
             code = aws_error_code(exc)
             if code in _THROTTLED:
                 raise ThrottledError(
                     f"Cost Explorer kept throttling ({code}) after "
-                    f"{self.clients.max_attempts} adaptive-retry attempts"
+                    f"{clients.max_attempts} adaptive-retry attempts"
                 ) from exc
             raise SourceError(
                 f"Cost Explorer GetCostAndUsage failed ({code or exc}): {exc}"
@@ -290,7 +298,53 @@ class CostExplorerSource:
         return answer
 
     def fetch(self, query: SpendQuery) -> FetchResult:
-        """One series per group over ``[start, end)``, zero-filled, with complete flags."""
+        """One series per group over ``[start, end)``, zero-filled, with complete flags.
+
+        With ``accounts`` listing members (``role_name``), each account's Cost Explorer is read
+        through its assumed role (``max_workers`` at a time) and same-scope series are summed;
+        an account that fails is reported in ``stats.notes`` and the others still count. If
+        every account fails, :class:`SourceError` lists them.
+        """
+        members = self.accounts.members() if self.accounts is not None else []
+        if self.accounts is None or not members:
+            return self._fetch_account(query, self.clients, "")
+        accounts = self.accounts
+
+        def one(clients: Clients) -> FetchResult:
+            return self._fetch_account(query, clients, clients.account or "")
+
+        results, errors = accounts.map(one)
+        if errors and not results:
+            raise SourceError("Cost Explorer failed in every account: " + "; ".join(errors))
+        stats = SourceStats(source=self.name, notes=list(errors))
+        merged: dict[str, SpendSeries] = {}
+        for result in results:
+            stats.requests += result.stats.requests
+            stats.rows_read += result.stats.rows_read
+            stats.cached_buckets += result.stats.cached_buckets
+            fresh = result.stats.freshness
+            if fresh is not None and (stats.freshness is None or fresh > stats.freshness):
+                stats.freshness = fresh
+            stats.notes.extend(result.stats.notes)
+            for series in result.series:
+                seen = merged.get(series.key)
+                if seen is None:
+                    merged[series.key] = series
+                    continue
+                if seen.currency != series.currency:
+                    raise CurrencyMismatchError(
+                        f"scope {series.key}: {seen.currency} in one account, "
+                        f"{series.currency} in another"
+                    )
+                merged[series.key] = replace(
+                    seen,
+                    amounts=seen.amounts + series.amounts,
+                    complete=seen.complete & series.complete,
+                )
+        stats.api_cost_usd = round(stats.requests * CE_PRICE_PER_REQUEST, 2)
+        return FetchResult(series=list(merged.values()), stats=stats)
+
+    def _fetch_account(self, query: SpendQuery, clients: Clients, account: str) -> FetchResult:
         stats = SourceStats(source=self.name)
         if "provider" in query.filters and "aws" not in query.filters["provider"]:
             stats.notes.append("provider filter excludes aws: nothing asked")
@@ -313,7 +367,7 @@ class CostExplorerSource:
         starts = bucket_range(query.start, query.end, granularity)
         if not starts:
             return FetchResult(series=[], stats=stats)
-        key = self._cache_key(query, metric, flt, group_by)
+        key = self._cache_key(query, metric, flt, group_by) + (f":{account}" if account else "")
         cached = self._load_cache(key)
         first_open = next((i for i, s in enumerate(starts) if s not in cached), len(starts))
         fetched: dict[datetime, Bucket] = {}
@@ -330,7 +384,7 @@ class CostExplorerSource:
             if flt is not None:
                 params["Filter"] = flt
             while True:
-                page = self._request(params, stats)
+                page = self._request(params, stats, clients)
                 parse_response(
                     page,
                     metric,

@@ -12,7 +12,8 @@
 ``settle_hours``       buckets newer than this are incomplete (default 24: CE lags 8-24 h)
 ``state``              state URL used to cache final buckets (e.g. ``dynamodb://table``)
 ``regions``            regions the enforcer resolves resources in (default [region])
-``role_name``          role assumed in each member account (organization-wide enforcement)
+``role_name``          role assumed in each member account (organization-wide scans: each
+                       account's Cost Explorer, summed; and enforcement)
 ``accounts``           member accounts to work on (default: every ACTIVE org member)
 ``organization``       list members through Organizations (default: true with role_name)
 ``max_workers``        accounts worked on at once (default 4)
@@ -81,8 +82,10 @@ class AwsProvider:
     def source(self, settings: Mapping[str, Any]) -> CostExplorerSource:
         _check(settings)
         try:
+            clients = base_clients(settings)
             source = CostExplorerSource(
-                clients=base_clients(settings),
+                clients=clients,
+                accounts=_accounts(settings, clients) if settings.get("role_name") else None,
                 metric=settings.get("metric"),
                 api_budget_usd=float(settings.get("api_budget_usd", 1.0)),
                 settle_hours=float(settings.get("settle_hours", 24.0)),
@@ -99,16 +102,18 @@ class AwsProvider:
     def enforcer(self, settings: Mapping[str, Any]) -> AwsEnforcer:
         _check(settings)
         base = base_clients(settings)
-        role_name = settings.get("role_name")
-        accounts = tuple(str(a) for a in settings.get("accounts", ()) or ())
         regions = tuple(settings.get("regions") or (base.region,))
         return AwsEnforcer(
-            accounts=AccountSet(
-                base=base,
-                role_name=str(role_name) if role_name else None,
-                accounts=accounts,
-                organization=bool(settings.get("organization", role_name is not None)),
-                max_workers=int(settings.get("max_workers", 4)),
-            ),
-            regions=tuple(str(r) for r in regions),
+            accounts=_accounts(settings, base), regions=tuple(str(r) for r in regions)
         )
+
+
+def _accounts(settings: Mapping[str, Any], base: Clients) -> AccountSet:
+    role_name = settings.get("role_name")
+    return AccountSet(
+        base=base,
+        role_name=str(role_name) if role_name else None,
+        accounts=tuple(str(a) for a in settings.get("accounts", ()) or ()),
+        organization=bool(settings.get("organization", role_name is not None)),
+        max_workers=int(settings.get("max_workers", 4)),
+    )
