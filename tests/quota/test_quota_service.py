@@ -220,7 +220,8 @@ def test_metrics_count_with_bounded_labels(http: httpx.Client) -> None:
     assert "user=" not in text and '"m"' not in text and "p1" not in text
 
 
-def test_cli_serve_runs_uvicorn_from_a_config_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cli_serve_runs_uvicorn_from_a_config_file(tmp_path: Path, workers: int) -> None:
     config = {
         "ledger": f"sqlite:///{tmp_path / 'cli.db'}",
         "hierarchy": {"levels": [{"name": "team", "limit": 5}]},
@@ -231,7 +232,7 @@ def test_cli_serve_runs_uvicorn_from_a_config_file(tmp_path: Path) -> None:
     port = free_port()
     cli = [sys.executable, "-m", "cloudcircuit", "serve", "--config", str(path)]
     proc = subprocess.Popen(
-        [*cli, "--port", str(port), "--log-level", "warning"],
+        [*cli, "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "NO_COLOR": "1"},
@@ -256,6 +257,8 @@ def test_cli_serve_runs_uvicorn_from_a_config_file(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+    if workers > 1:
+        return
     bad = tmp_path / "bad.yaml"
     bad.write_text("keys:\n  - {name: x, sha256: nothex}\n")
     failed = subprocess.run([*cli[:-1], str(bad)], capture_output=True, text=True, timeout=60)
