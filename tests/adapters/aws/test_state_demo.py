@@ -96,7 +96,7 @@ def test_moto_demo_enforces_and_restores(tmp_path: Path) -> None:
     assert summary["back_to_before"] is True
     assert summary["restored"] and {r["status"] for r in summary["restored"]} == {"done"}
     text = console.export_text()
-    assert "ml-keep" in text and "0/0/0" in text
+    assert "ml-keep" in text and "0/0/0" in text and "protect" in text
     assert (tmp_path / "aws-demo.json").is_file()
 
 

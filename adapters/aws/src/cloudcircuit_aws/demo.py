@@ -89,6 +89,7 @@ def demo_policy(policy_path: Path | None = None) -> Any:
 
 
 def _describe(state: dict[str, Any]) -> str:
+    """Short text of a state: run state, capacity (ASG min/desired/max), concurrency, marks."""
     parts = []
     if "state" in state:
         parts.append(str(state["state"]))
@@ -96,16 +97,17 @@ def _describe(state: dict[str, Any]) -> str:
         parts.append(str(state["status"]))
     if "desired" in state:
         if "min" in state:
-            parts.append(f"min/desired/max {state['min']}/{state['desired']}/{state['max']}")
+            parts.append(f"{state['min']}/{state['desired']}/{state['max']}")
         else:
             parts.append(f"desired {state['desired']}")
     if "reserved_concurrency" in state:
         rc = state["reserved_concurrency"]
         parts.append(f"reserved {'none' if rc is None else rc}")
-    marks = [
-        f"{k}={v}" for k, v in dict(state.get("tags", {})).items() if k.startswith("cloudcircuit:")
-    ]
-    return ", ".join(parts + marks)
+    for key, value in dict(state.get("tags", {})).items():
+        if key.startswith("cloudcircuit:"):
+            label = {"protect": "protected"}.get(key.split(":", 1)[1], key.split(":", 1)[1])
+            parts.append(label if value == "true" else f"{key}={value}")
+    return ", ".join(parts)
 
 
 def _snapshot(enforcer: AwsEnforcer) -> dict[tuple[str, str], tuple[str, str, str]]:
@@ -123,7 +125,7 @@ def _table(
     before: dict[tuple[str, str], tuple[str, str, str]],
     after: dict[tuple[str, str], tuple[str, str, str]],
 ) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption="ASG capacity: min/desired/max")
     for col in ("type", "resource", "team", "before", "after"):
         table.add_column(col)
     for key in sorted(before, key=lambda k: (k[0], before[k][0])):
