@@ -5,6 +5,9 @@ two processes never interleave a check and a hold, and a busy database is waited
 most the ledger timeout (then the operation fails closed with LedgerUnavailableError).
 ``synchronous=NORMAL`` (the WAL default) survives a crash of the process; add
 ``?synchronous=FULL`` to the URL to survive power loss as well, at a cost per commit.
+The WAL is checkpointed every 10,000 pages (about 40 MB) instead of SQLite's 1,000: each
+checkpoint syncs the database file, and at a thousand small transactions a second the default
+cadence made those syncs the main cost.
 """
 
 from __future__ import annotations
@@ -160,6 +163,7 @@ class SQLiteBackend:
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._sync}")
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
         except sqlite3.Error as exc:
             raise LedgerUnavailableError(f"sqlite ledger {self.path}: {exc}") from exc
         return conn
