@@ -45,18 +45,25 @@ ObjArray = npt.NDArray[np.object_]
 _R = TypeVar("_R")
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def frozen(result: _R) -> _R:
     """Make every array in a result read-only: the dataclass is frozen, its arrays too."""
-    for f in dataclasses.fields(cast(Any, result)):
-        value = getattr(result, f.name)
+    cls = type(result)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cast(Any, cls)))
+    for name in names:
+        value = getattr(result, name)
         if isinstance(value, np.ndarray):
             value.flags.writeable = False
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        elif hasattr(type(value), "__dataclass_fields__"):
             frozen(value)
         elif isinstance(value, dict):
             for item in value.values():
                 for part in item if isinstance(item, tuple) else (item,):
-                    if dataclasses.is_dataclass(part) and not isinstance(part, type):
+                    if hasattr(type(part), "__dataclass_fields__"):
                         frozen(part)
     return result
 
