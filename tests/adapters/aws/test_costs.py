@@ -290,3 +290,11 @@ def test_organization_wide_scan_sums_accounts_and_reports_failures(
     assert any(made[2] in note for note in got.stats.notes)
     assert got.stats.requests == len(accounts.members()) - 1
     assert got.stats.api_cost_usd == pytest.approx(0.01 * got.stats.requests)
+
+
+def test_end_mid_bucket_is_rounded_up_to_the_bucket_end(aws: None) -> None:
+    src, _ = source()
+    got = src.fetch(SpendQuery(start=NOW - timedelta(days=3), end=NOW, group_by=("service",)))
+    ec2 = next(s for s in got.series if s.scope["service"] == "Amazon Elastic Compute Cloud")
+    assert len(ec2) == 4 and ec2.amounts[-1] > 0  # today's partial bucket was asked for
+    assert not ec2.complete[-1]

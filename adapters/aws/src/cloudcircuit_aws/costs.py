@@ -375,7 +375,9 @@ class CostExplorerSource:
         currencies: set[str] = set()
         if first_open < len(starts):
             params: dict[str, Any] = {
-                "TimePeriod": self._period(starts[first_open], to_utc(query.end), granularity),
+                "TimePeriod": self._period(
+                    starts[first_open], granularity.next(starts[-1]), granularity
+                ),
                 "Granularity": _GRANULARITY[granularity],
                 "Metrics": [metric],
             }
