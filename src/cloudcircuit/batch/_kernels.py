@@ -53,7 +53,7 @@ def param(name: str, value: Any, n: int) -> FloatArray:
     f = arr.astype(np.float64, copy=False)
     if not np.isfinite(f).all():
         raise_first(name, arr, ~np.isfinite(f), "must be finite")
-    return np.broadcast_to(f, (n,))
+    return f if f.ndim else _constant(float(f), n)
 
 
 def raise_first(name: str, arr: npt.NDArray[Any], bad: npt.NDArray[np.bool_], rule: str) -> None:

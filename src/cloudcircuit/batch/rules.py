@@ -260,7 +260,7 @@ def _periods(name: str, value: npt.ArrayLike, n: int) -> npt.NDArray[Any]:
         raise InputError(f"{name} must be a number or a 1-D numeric array, got {value!r}")
     param(name, arr, n)  # shape and finiteness
     out = arr.astype(np.int64 if arr.dtype.kind in "iu" else np.float64)
-    return np.broadcast_to(out, (n,)).copy()
+    return out if out.ndim else np.full(n, out[()], dtype=out.dtype)  # astype copied
 
 
 def forecast_budget_breach(
@@ -318,7 +318,8 @@ def _counts(name: str, value: npt.ArrayLike, n: int) -> IntArray:
         param(name, arr, n)
         if (arr != np.round(arr)).any():
             raise_first(name, arr, arr != np.round(arr), "must be a whole number")
-    return np.broadcast_to(arr.astype(np.int64), (n,))
+    ints = arr.astype(np.int64)
+    return ints if ints.ndim else np.full(n, ints[()], dtype=np.int64)
 
 
 def evaluate_circuit_breaker(
