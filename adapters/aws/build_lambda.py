@@ -61,7 +61,7 @@ print(json.dumps({
 """
 
 
-def _copy_tree(src: Path, dst: Path, *, skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def _copy_tree(src: Path, dst: Path, *, skip: frozenset[str] | set[str] = frozenset()) -> None:
     for path in src.rglob("*"):
         rel = path.relative_to(src)
         if "__pycache__" in rel.parts or path.name in skip or path.suffix == ".pyc":
@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     report = build(
         args.out, policy=args.policy, python_version=args.python_version, extra=args.extra
     )
-    mb = int(report["zip_bytes"]) / 1e6  # type: ignore[call-overload]
-    unz = int(report["unzipped_bytes"]) / 1e6  # type: ignore[call-overload]
+    mb = float(str(report["zip_bytes"])) / 1e6
+    unz = float(str(report["unzipped_bytes"])) / 1e6
     print(f"{report['zip']}: {mb:.1f} MB zipped, {unz:.1f} MB unzipped (limit 250 MB)")
     first = report["first_invocation_imports_ms"]
     print(
