@@ -722,3 +722,17 @@ def test_a_detector_may_call_the_batch_engine_from_a_worker(
     values = np.tile(np.array([[1.0, 1.0, 1.0, 2.0], [1.0, 1.0, 1.0, 1.0]]), (8, 1))
     res = batch.evaluate(values, spend=1.0, limit=2.0, detectors=[Nested()], workers=2)
     assert [res.evidence(i)[-1].fired for i in range(4)] == [True, False, True, False]
+
+
+def test_any_memory_layout_and_integer_input() -> None:
+    rng = np.random.default_rng(3)
+    values = np.round(rng.gamma(2.0, 50.0, size=(50, 12)), 2)
+    ref = batch.check_anomaly_robust(values)
+    for variant in (np.asfortranarray(values), np.hstack([values, values])[:, :12]):
+        got = batch.check_anomaly_robust(variant)
+        np.testing.assert_array_equal(got.threshold, ref.threshold)
+    strided = batch.check_anomaly_spike(values[::2])
+    assert strided.row(3) == cc.check_anomaly_spike(values[6].tolist())
+    cents = (values * 100).astype(np.int64)
+    ints = batch.check_anomaly_robust(cents, method="percentile")
+    assert ints.row(7) == cc.check_anomaly_robust(cents[7].tolist(), method="percentile")
