@@ -34,6 +34,7 @@ __all__ = [
     "JournalEntry",
     "Provider",
     "Resource",
+    "ScanAwareSource",
     "SourceStats",
     "SpendQuery",
     "SpendSource",
@@ -101,6 +102,16 @@ class SpendSource(Protocol):
     name: str
 
     def fetch(self, query: SpendQuery) -> FetchResult: ...
+
+
+@runtime_checkable
+class ScanAwareSource(Protocol):
+    """Optional: a source that caches in the state store and budgets its API calls per scan
+    (Cost Explorer bills every page). ``run_scan`` binds the scan's store and starts the count."""
+
+    def bind_state(self, store: StateStore) -> None: ...
+
+    def begin_scan(self) -> None: ...
 
 
 # -- enforcement --------------------------------------------------------------------------

@@ -114,11 +114,29 @@ def print_result(result: ScanResult, out: Console) -> None:
             _top_evidence(d),
         )
     out.print(table)
+    _print_sources(result, out)
     _print_plan(result, out)
     if result.errors:
         out.print("[bold red]problems:[/]")
         for e in result.errors:
             out.print(f"  [red]{e.kind}[/]: {e.message}", highlight=False)
+
+
+def _print_sources(result: ScanResult, out: Console) -> None:
+    """What reading cost: provider requests and their price (Cost Explorer bills each page)."""
+    for s in result.source_stats:
+        parts = [f"{s.rows_read:,} rows"] if s.rows_read else []
+        if s.requests:
+            parts.append(f"{s.requests} API requests (USD {s.api_cost_usd:,.2f})")
+        if s.cached_buckets:
+            parts.append(f"{s.cached_buckets} buckets from cache")
+        if s.bytes_processed:
+            parts.append(f"{s.bytes_processed:,} bytes processed")
+        if s.freshness is not None:
+            parts.append(f"newest data {s.freshness:%Y-%m-%d %H:%M} UTC")
+        out.print(
+            f"source [bold]{s.source}[/]: " + (", ".join(parts) or "no data"), highlight=False
+        )
 
 
 def _print_plan(result: ScanResult, out: Console) -> None:

@@ -33,7 +33,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from cloudcircuit.errors import ConfigError
-from cloudcircuit.providers import Enforcer, SourceStats, SpendSource, StateStore
+from cloudcircuit.providers import (
+    Enforcer,
+    ScanAwareSource,
+    SourceStats,
+    SpendSource,
+    StateStore,
+)
 from cloudcircuit.scan._act import _alert, _decide, _enforce
 from cloudcircuit.scan._judge import _judge_budget, _Judged
 from cloudcircuit.scan._read import (
@@ -101,6 +107,10 @@ def run_scan(
             opened, open_errors = _open_sources(policy, at)
         else:
             opened = _as_source_map(sources)
+        for source in opened.values():
+            if isinstance(source, ScanAwareSource):  # caches final buckets, caps API spend
+                source.bind_state(state)
+                source.begin_scan()
         errors = list(open_errors)
         steps = len(policy.budgets) * max(1, len(opened)) + len(policy.budgets)
         stats: dict[str, SourceStats] = {}

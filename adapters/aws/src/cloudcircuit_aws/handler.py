@@ -101,35 +101,12 @@ def _policy(settings: HandlerSettings, only: list[str] | None = None) -> Any:
 
 
 def _scan(settings: HandlerSettings, only: list[str] | None) -> dict[str, Any]:
-    """Run the scan with the policy's sources bound to its state store, so Cost Explorer
-    caches final buckets there (a repeat scan pays only for what can still change)."""
-    from datetime import UTC, datetime
-
-    from cloudcircuit.errors import CloudCircuitError
+    """Run the scan; ``run_scan`` binds Cost Explorer sources to the policy's state store, so
+    final buckets are cached there (a repeat scan pays only for what can still change)."""
     from cloudcircuit.scan import run_scan
-    from cloudcircuit.sources import open_source
-    from cloudcircuit.state import open_state
 
     policy = _policy(settings, only)
-    store = open_state(policy.state)
-    try:
-        sources: dict[str, Any] | None = {}
-        try:
-            for config in policy.sources:
-                source = open_source(
-                    config, now=datetime.now(UTC), settle_hours=policy.defaults.settle_hours
-                )
-                bind = getattr(source, "bind_state", None)
-                if callable(bind):
-                    bind(store)
-                sources[config.name] = source  # type: ignore[index]
-        except CloudCircuitError:
-            sources = None  # let the scan open them and report the failure (breaker)
-        result = run_scan(
-            policy, enforce=settings.enforce, sources=sources, store=store, progress=False
-        )
-    finally:
-        store.close()
+    result = run_scan(policy, enforce=settings.enforce, progress=False)
     payload: dict[str, Any] = result.to_dict()
     return payload
 
