@@ -46,6 +46,18 @@ class _SQLiteStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.due_prunes: list[tuple[str, str, int]] = []
+
+    def prune(self) -> None:
+        """Drop committed buckets that left their window (part of the periodic sweep)."""
+        latest: dict[tuple[str, str], int] = {}
+        for key, window, lo in self.due_prunes:
+            latest[(key, window)] = max(lo, latest.get((key, window), lo))
+        self.conn.executemany(
+            "DELETE FROM quota_committed WHERE scope = ? AND win = ? AND bucket < ?",
+            [(key, window, lo) for (key, window), lo in latest.items()],
+        )
+        self.due_prunes = []
 
     def get_request(self, request: str) -> Record | None:
         row = self.conn.execute(
@@ -101,12 +113,9 @@ class _SQLiteStore:
         return [(int(c), int(h or 0), None if lim is None else int(lim)) for _, c, h, lim in found]
 
     def add_committed(self, scopes: Sequence[ScopeArgs], delta: int) -> None:
+        # buckets older than a window are ignored by states() and dropped by the sweep
+        self.due_prunes.extend((scope.key, scope.window, scope.lo) for scope in scopes)
         params: list[object] = []
-        for scope in scopes:
-            params.extend((scope.key, scope.window, scope.lo))
-        drop = " OR ".join("(scope = ? AND win = ? AND bucket < ?)" for _ in scopes)
-        self.conn.execute(f"DELETE FROM quota_committed WHERE {drop}", params)
-        params = []
         for scope in scopes:
             params.extend((scope.key, scope.window, scope.hi, delta))
         rows = ",".join("(?, ?, ?, ?)" for _ in scopes)
@@ -185,6 +194,7 @@ class SQLiteBackend:
                 reply = apply(store, op)
                 self._local.count += 1
                 if self._local.count % _FORGET_EVERY == 0:
+                    store.prune()
                     # old outcomes sit at low rowids: a bounded sweep finds them fast
                     conn.execute(
                         "DELETE FROM quota_requests WHERE rowid IN (SELECT rowid FROM"
