@@ -272,3 +272,23 @@ def test_async_twins_share_the_ledger(make_ledger) -> None:  # type: ignore[no-u
         "project": (1.5, 0.0, 7.0),
         "user": (1.5, 0.0, 3.0),
     }
+
+
+def test_sqlite_sweep_drops_old_buckets_and_outcomes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from cloudcircuit.quota import Ledger
+
+    clock = Clock(1_800_000_000.0)
+    rolling = Hierarchy(levels=(Level(name="key", limit=None, window="rolling:60"),))
+    db = tmp_path / "sweep.db"
+    ledger = Ledger(f"sqlite:///{db}", rolling, clock=clock, keep_seconds=60)
+    for _ in range(1000):  # the 1000th operation of this thread sweeps
+        ledger.charge({"key": "k"}, 0.01)
+        clock.advance(2)
+    assert ledger.usage({"key": "k"})[0].committed == pytest.approx(0.29)  # t-2 .. t-58
+    with sqlite3.connect(db) as conn:
+        buckets = conn.execute("SELECT COUNT(*) FROM quota_committed").fetchone()[0]
+        outcomes = conn.execute("SELECT COUNT(*) FROM quota_requests").fetchone()[0]
+    assert buckets <= 61  # one bucket per second of the window, nothing older
+    assert outcomes < 200  # outcomes past their 60 s retention are gone
