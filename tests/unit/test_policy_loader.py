@@ -314,7 +314,7 @@ def test_example_policy_validates_and_matches_the_demo(monkeypatch: pytest.Monke
     assert all(a.selector.tags == {"team": "ml"} for a in ml.block)
     assert [a.action for a in ml.throttle] == ["tag"]
     platform = policy.budget("platform-services")
-    assert (platform.period, platform.amount) == ("month", 22000)
+    assert (platform.period, platform.amount) == ("month", 20000)
     assert platform.scope.account == ["111111111111"]
     assert platform.scope.service == ["Amazon Elastic Container Service"]
     forecast = policy.detectors_for(platform).forecast

@@ -163,7 +163,7 @@ def demo(
     console.print(f"policy: {policy_path}", highlight=False)
     with (
         _env_default(DEMO_SECRET_ENV, "cloudcircuit-demo-secret") as secret,
-        _env_default("AWS_EC2_METADATA_DISABLED", "true"),  # offline: skip instance metadata
+        _emulated_aws(),
         WebhookReceiver() as hook,
     ):
         run_policy = demo_policy(
@@ -187,10 +187,30 @@ def demo(
         f"\n[bold green]report:[/] file://{html}\n(scan result as JSON: {out / 'scan.json'})",
         highlight=False,
     )
-    _aws_part(data_dir)
+    _aws_part(data_dir, at)
 
 
-def _aws_part(data_dir: Path) -> None:
+@contextlib.contextmanager
+def _emulated_aws() -> Iterator[None]:
+    """The demo never touches a real cloud account: with the AWS adapter installed, the
+    dry-run scan resolves its targets in an in-process moto AWS holding the demo fleet;
+    without it, AWS actions are listed as not executable (with the package to install)."""
+    try:
+        from cloudcircuit_aws.demo import (  # type: ignore[import-not-found,unused-ignore]
+            moto_aws,
+        )
+        from cloudcircuit_aws.fleet import (  # type: ignore[import-not-found,unused-ignore]
+            seed_fleet,
+        )
+    except ImportError:
+        yield
+        return
+    with moto_aws():
+        seed_fleet(with_rds_eks=False)
+        yield
+
+
+def _aws_part(data_dir: Path, now: datetime) -> None:
     """The AWS adapter's moto demo, when the adapter (and its demo) is installed."""
     try:
         import cloudcircuit_aws  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
@@ -211,7 +231,7 @@ def _aws_part(data_dir: Path) -> None:
         return
     console.rule("[bold]enforcement on emulated AWS (moto)")
     console.print(
-        "[dim]The scan above looked for targets in your real AWS account (none without "
-        "credentials); here the same policy acts on emulated resources.[/]"
+        "[dim]The dry-run above resolved its targets in an emulated AWS account; here the same "
+        "policy reads Cost Explorer and acts on emulated resources, then restores them.[/]"
     )
-    run_moto_demo(console, data_dir=data_dir)
+    run_moto_demo(console, data_dir=data_dir, now=now)
