@@ -141,6 +141,7 @@ def _isort_key(name: str) -> tuple[int, str]:
         "cloudcircuit.quota.compat",
         "cloudcircuit.quota.pricing",
         "cloudcircuit.quota.service",
+        "cloudcircuit.quota.schemas",
         "cloudcircuit.quota.middleware",
         "cloudcircuit.quota.backends",
         "cloudcircuit.quota.backends.redis",
