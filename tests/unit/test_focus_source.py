@@ -667,3 +667,22 @@ def test_open_source_with_the_policy_source_config(tmp_path: Path) -> None:
     assert isinstance(source, FocusSource)
     assert (source.name, source.strict, source.settle_hours) == ("exports", False, 24.0)
     assert by_scope(source, q())[()][0] == 3.0
+
+
+def test_provider_filter_ignores_case(shared_data: Path) -> None:
+    """A policy written with `provider: [aws]` selects FOCUS rows whose ProviderName is AWS."""
+    from datetime import UTC, datetime
+
+    from cloudcircuit.providers import SpendQuery
+    from cloudcircuit.sources.focus import FocusSource
+
+    source = FocusSource(shared_data / "focus_sample_data_finops" / "focus_sample.csv")
+    query = SpendQuery(
+        start=datetime(2024, 9, 1, tzinfo=UTC),
+        end=datetime(2024, 10, 1, tzinfo=UTC),
+        group_by=("provider",),
+        filters={"provider": ("aws",)},
+    )
+    series = source.fetch(query).series
+    assert [s.scope["provider"] for s in series] == ["AWS"]
+    assert series[0].total() == pytest.approx(18.00663861840, abs=1e-9)

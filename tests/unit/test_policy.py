@@ -531,7 +531,8 @@ def test_scope_matches_examples() -> None:
     via_alias = {k: v for k, v in row.items() if k != "sub_account"} | {"account": "222"}
     assert scope.matches(via_alias)
     assert not scope.matches({**row, "tag:team": "web"})
-    assert not scope.matches({**row, "provider": "aws"})  # exact, like the source filters
+    assert scope.matches({**row, "provider": "aws"})  # provider names ignore case
+    assert not scope.matches({**row, "provider": "Microsoft"})
     assert not scope.matches({**row, "sub_account": "111"})
     missing_dim = dict(row)
     del missing_dim["sub_account"]
@@ -568,7 +569,15 @@ def scopes_and_rows(draw: st.DrawFn) -> tuple[ScopeSelector, dict[str, str]]:
 
 
 def _filters_accept(filters: dict[str, tuple[str, ...]], row: dict[str, str]) -> bool:
-    return all(row.get(dim) in allowed for dim, allowed in filters.items())
+    """What the FOCUS source's WHERE clause does: exact values, the provider without case."""
+
+    def accepts(dim: str, allowed: tuple[str, ...]) -> bool:
+        value = row.get(dim)
+        if dim == "provider" and value is not None:
+            return value.casefold() in {a.casefold() for a in allowed}
+        return value in allowed
+
+    return all(accepts(dim, allowed) for dim, allowed in filters.items())
 
 
 @settings(max_examples=200, deadline=None)
@@ -683,3 +692,12 @@ def test_merge_is_deep_for_detector_settings_defined_elsewhere() -> None:
     assert isinstance(merged, Extended)
     assert (merged.seasonal.season, merged.seasonal.z_threshold) == (24, 6.0)
     assert merged.history == 40
+
+
+def test_scope_provider_matches_ignoring_case() -> None:
+    from cloudcircuit.policy import ScopeSelector
+
+    selector = ScopeSelector(provider=["aws"])
+    assert selector.matches({"provider": "AWS"})
+    assert not selector.matches({"provider": "Microsoft"})
+    assert not ScopeSelector(service=["s3"]).matches({"service": "S3"})  # only provider folds

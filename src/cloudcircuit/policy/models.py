@@ -204,8 +204,9 @@ class ScopeSelector(PolicyModel):
 
         ``scope`` uses dimension names (``provider``, ``sub_account`` or ``account``,
         ``service``, ``region``, ``tag:KEY``). Values compare exactly, as the source filters
-        of :meth:`to_filters` do. A dimension the selector filters on but the scope lacks does
-        not match: membership cannot be shown.
+        of :meth:`to_filters` do, except the provider, which ignores case (``aws`` selects
+        FOCUS's ``AWS``). A dimension the selector filters on but the scope lacks does not
+        match: membership cannot be shown.
         """
         for field_name, dimension in SCOPE_DIMENSIONS.items():
             wanted: list[str] = getattr(self, field_name)
@@ -216,7 +217,10 @@ class ScopeSelector(PolicyModel):
                 value = scope.get("account")
             if value is None:
                 return False
-            if value not in wanted:
+            if dimension == "provider":
+                if value.casefold() not in {w.casefold() for w in wanted}:
+                    return False
+            elif value not in wanted:
                 return False
         return all(scope.get(f"tag:{key}") == value for key, value in self.tags.items())
 

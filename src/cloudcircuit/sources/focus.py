@@ -469,10 +469,13 @@ class FocusSource:
         where = [f"ChargePeriodStart >= {lo_us}", f"ChargePeriodStart < {hi_us}"]
         for j, (dim, values) in enumerate(sorted(filters.items())):
             names = []
+            # provider names ignore case: a policy's "aws" selects FOCUS's "AWS"
+            fold = dim == "provider"
             for k, value in enumerate(v for v in values if str(v) not in NULL_STRINGS):
-                params[f"f{j}_{k}"] = str(value)
+                params[f"f{j}_{k}"] = str(value).casefold() if fold else str(value)
                 names.append(f"$f{j}_{k}")
-            allowed = [f"{exprs[dim]} IN ({', '.join(names)})"] if names else []
+            column = f"lower({exprs[dim]})" if fold else exprs[dim]
+            allowed = [f"{column} IN ({', '.join(names)})"] if names else []
             if any(str(v) in NULL_STRINGS for v in values):  # "" selects the untagged/unset
                 allowed.append(null_text_sql(exprs[dim]))
             where.append(f"({' OR '.join(allowed)})")
