@@ -41,7 +41,11 @@ class MaxResources(PolicyModel):
         gt=0,
         le=100,
         allow_inf_nan=False,
-        description="Most resources one plan may act on, as a percent of those matched.",
+        description=(
+            "Most resources one action may act on, as a percent of its population: the "
+            "resources of the same types, accounts and regions, tag selectors left out "
+            "(so a selector matching most of a fleet aborts the plan)."
+        ),
     )
 
 
