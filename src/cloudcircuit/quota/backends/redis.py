@@ -106,14 +106,16 @@ class RedisBackend:
     def keys_and_args(self, op: Op) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of the script for ``op`` (all keys carry the chain's hash tag).
 
-        Few arguments on purpose: redis-py encodes each one, so the scopes travel as one
-        newline-separated blob and each scope is one hash (held + committed buckets).
+        Each scope is one hash (held + committed buckets) and five arguments; the arguments
+        are packed here, not by redis-py's generic packer, so many of them cost little.
         """
         tagged = f"{self.prefix}{{{op.root}}}:"
         keys = [tagged + "q:" + op.request, tagged + "exp", tagged + "lim"]
         keys.extend(f"{tagged}s:{s.key}:{s.window}" for s in op.scopes)
-        blob = "\n".join(f"{s.key} {s.limit} {s.lo} {s.hi} {s.expire_ms}" for s in op.scopes)
-        return keys, [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms, blob]
+        args: list[str | int] = [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms]
+        for s in op.scopes:
+            args.extend((s.key, s.limit, s.lo, s.hi, s.expire_ms))
+        return keys, args
 
     def _load(self, client: Any) -> None:
         for source in self._sources.values():

@@ -2,9 +2,8 @@
 -- KEYS[1] request record (hash), KEYS[2] hold expiries (zset), KEYS[3] stored limits (hash),
 -- then per scope i: KEYS[3 + i], the scope's window hash: field 'h' = held amount, numeric
 -- fields = committed amount per window bucket.
--- ARGV: prefix, now_ms, amount, ttl_ms, keep_ms, then one line per scope:
--- "<scope key> <limit> <first bucket> <current bucket> <expire at ms>" (space-separated; scope
--- keys never hold whitespace).
+-- ARGV: prefix, now_ms, amount, ttl_ms, keep_ms, then five per scope: scope key, limit, first
+-- bucket, current bucket, expire at (ms).
 -- Every key shares the chain's hash tag, so on Redis Cluster the script runs in one slot.
 local now = tonumber(ARGV[2])
 local amount = tonumber(ARGV[3])
@@ -12,18 +11,11 @@ local ttl = tonumber(ARGV[4])
 local keep = tonumber(ARGV[5])
 local req, exps, lims = KEYS[1], KEYS[2], KEYS[3]
 local sk, slim, slo, shi, sexp = {}, {}, {}, {}, {}
-local n = 0
-do
-  local t, m = {}, 0
-  for w in string.gmatch(ARGV[6] or '', '%S+') do
-    m = m + 1
-    t[m] = w
-  end
-  for j = 1, m, 5 do
-    n = n + 1
-    sk[n], slim[n], slo[n], shi[n], sexp[n] = t[j], tonumber(t[j + 1]), tonumber(t[j + 2]),
-      t[j + 3], t[j + 4]
-  end
+local n = (#ARGV - 5) / 5
+for i = 1, n do
+  local b = 5 * i
+  sk[i], slim[i], slo[i], shi[i], sexp[i] =
+    ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
 end
 
 local function record(key)
