@@ -17,6 +17,7 @@ reservation or request id, which is idempotent, so nothing is charged twice or l
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -47,7 +48,8 @@ __all__ = ["DEFAULT_URL", "Ledger", "LedgerObserver"]
 
 DEFAULT_URL = "sqlite:///.cloudcircuit/quota.db"
 _CHAIN_CACHE = 4096
-_MIN_KEEP_ALIVE_MS = 2 * 86_400_000  # a scope's counters outlive its last write by 2 days
+_HOUR_MS = 3_600_000
+_MIN_KEEP_ALIVE_MS = 48 * _HOUR_MS  # a scope's counters outlive its last write by 2 days
 T = TypeVar("T")
 
 
@@ -65,6 +67,18 @@ class _Call(Generic[T]):
     done: Callable[[list[Any]], T]
     failed: Callable[[LedgerUnavailableError], T] | None = None
     levels: tuple[str, ...] = ()
+
+
+def _slot_period(chain: Chain) -> int:
+    """A span of ms (aligned on the epoch) inside which no window of ``chain`` changes bucket:
+    the gcd of an hour (calendar windows change at UTC midnight) and every rolling bucket
+    width. An hour at most, so the rounded-up retention floor adds at most an hour."""
+    period = _HOUR_MS
+    for scope in chain.scopes:
+        window = scope.window
+        if window.kind == "rolling":
+            period = math.gcd(period, window.seconds * 1000 // window.buckets)
+    return period
 
 
 def _text(value: object) -> str:
@@ -97,6 +111,9 @@ class Ledger:
         self.clock = clock
         self.observer = observer
         self._chains: dict[tuple[tuple[str, str | None], ...], Chain] = {}
+        self._spans: dict[
+            tuple[tuple[str, str], ...], tuple[Chain, int, int, tuple[ScopeArgs, ...]]
+        ] = {}
 
     # ----------------------------------------------------------------- planning helpers
     @staticmethod
@@ -126,9 +143,21 @@ class Ledger:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _op(self, kind: OpKind, chain: Chain, request: str, now_ms: int, **extra: int) -> Op:
+    def _scope_args(self, chain: Chain, now_ms: int) -> tuple[ScopeArgs, ...]:
+        """The chain's scope arguments at ``now_ms``, cached per chain and time slot.
+
+        A slot is ``period`` ms long, the gcd of the chain's bucket widths (calendar windows
+        change at UTC midnight, a multiple of a day since the epoch), so no bucket boundary
+        falls inside a slot and the spans cannot differ within it. The retention floor is
+        rounded up to the slot's end, so counters may live up to one slot longer, never less.
+        """
+        entry = self._spans.get(chain.entities)
+        if entry is not None and entry[0] is chain and entry[2] == now_ms // entry[1]:
+            return entry[3]
+        period = entry[1] if entry is not None and entry[0] is chain else _slot_period(chain)
+        slot = now_ms // period
+        floor = (slot + 1) * period + _MIN_KEEP_ALIVE_MS  # counters outlive any hold
         spans: dict[int, tuple[int, int, int]] = {}
-        floor = now_ms + _MIN_KEEP_ALIVE_MS  # counters outlive any hold (TTL <= 1 day)
         scopes = []
         for scope in chain.scopes:
             window = scope.window
@@ -138,7 +167,15 @@ class Ledger:
                 span = spans[id(window)] = (lo, hi, max(expire, floor))
             limit = -1 if scope.limit is None else scope.limit
             scopes.append(ScopeArgs(scope.key, window.code, span[0], span[1], span[2], limit))
-        return Op(kind, chain.root, request, now_ms, tuple(scopes), keep_ms=self.keep_ms, **extra)
+        result = tuple(scopes)
+        if len(self._spans) >= _CHAIN_CACHE:
+            self._spans.clear()
+        self._spans[chain.entities] = (chain, period, slot, result)
+        return result
+
+    def _op(self, kind: OpKind, chain: Chain, request: str, now_ms: int, **extra: int) -> Op:
+        scopes = self._scope_args(chain, now_ms)
+        return Op(kind, chain.root, request, now_ms, scopes, keep_ms=self.keep_ms, **extra)
 
     @staticmethod
     def _request_key(chain: Chain, request_id: str) -> str:

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import threading
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cloudcircuit.errors import ConfigError, LedgerUnavailableError, QuotaError
-from cloudcircuit.quota.backends.base import Op
+from cloudcircuit.quota.backends.base import Op, ScopeArgs
 
 try:
     import redis
@@ -42,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - the redis extra is part of dev
 __all__ = ["DEFAULT_PREFIX", "SCRIPTS", "RedisBackend", "script_source"]
 
 DEFAULT_PREFIX = "cc:quota:"
+_PACK_CACHE = 4096
 SCRIPTS = ("reserve", "commit", "release", "charge", "usage", "limit")
 
 
@@ -50,6 +53,10 @@ def script_source(name: str) -> str:
     folder = resources.files("cloudcircuit.quota.backends") / "lua"
     common = (folder / "common.lua").read_text(encoding="utf-8")
     return common + "\n" + (folder / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _bulk(item: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(item), item)
 
 
 def _split_url(url: str) -> tuple[str, bool, str]:
@@ -100,6 +107,10 @@ class RedisBackend:
             for n, s in self._sources.items()
         }
         self._options = options
+        self._packed: dict[tuple[str, tuple[ScopeArgs, ...]], tuple[Any, str, bytes, bytes]] = {}
+        self._conn: Any = None
+        self._conn_pid = 0
+        self._conn_lock = threading.Lock()
         self._async: Any = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
 
@@ -121,20 +132,62 @@ class RedisBackend:
         for source in self._sources.values():
             client.script_load(source)
 
-    @staticmethod
-    def _pack(sha: str, keys: list[str], args: list[str | int]) -> bytes:
-        """EVALSHA as RESP bytes: redis-py's generic packer costs more than the round trip
-        saves at this size, and every argument here is a plain str or int."""
-        items = [b"EVALSHA", sha.encode(), str(len(keys)).encode()]
-        items.extend(k.encode() for k in keys)
-        items.extend(a.encode() if isinstance(a, str) else str(a).encode() for a in args)
-        out = [b"*%d\r\n" % len(items)]
-        for item in items:
-            out.append(b"$%d\r\n%s\r\n" % (len(item), item))
-        return b"".join(out)
+    def _pack_op(self, op: Op) -> bytes:
+        """EVALSHA of ``op`` as RESP bytes.
+
+        redis-py's generic packer costs more than the round trip saves at this size. The
+        chain's part (its keys and scope arguments) is packed once per chain and time slot
+        (the ledger hands the same ``scopes`` tuple for a slot) and reused; only the request
+        key, the time, the amount and the TTL are packed per call.
+        """
+        cached = self._packed.get((op.root, op.scopes))
+        if cached is None:
+            keys, args = self.keys_and_args(op)
+            middle = b"".join(_bulk(k.encode()) for k in keys[1:]) + _bulk(str(args[0]).encode())
+            tail = b"".join(_bulk(str(a).encode()) for a in args[5:])
+            count = len(keys)
+            heads = {
+                kind: b"*%d\r\n$7\r\nEVALSHA\r\n%s%s"
+                % (count + len(args) + 3, _bulk(sha.encode()), _bulk(b"%d" % count))
+                for kind, sha in self._shas.items()
+            }
+            cached = (heads, keys[0][: -len(op.request) or None], middle, tail)
+            if len(self._packed) >= _PACK_CACHE:
+                self._packed.clear()
+            self._packed[(op.root, op.scopes)] = cached
+        heads, request_prefix, middle, tail = cached
+        request = (request_prefix + op.request).encode()
+        now, amount, ttl, keep = (
+            b"%d" % op.now_ms,
+            b"%d" % op.amount,
+            b"%d" % op.ttl_ms,
+            b"%d" % op.keep_ms,
+        )
+        return b"%s$%d\r\n%s\r\n%s$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s" % (
+            heads[op.kind], len(request), request, middle, len(now), now, len(amount), amount,
+            len(ttl), ttl, len(keep), keep, tail,
+        )  # fmt: skip
 
     def _call(self, payload: bytes) -> Any:
-        """One round trip on a pooled connection (single Redis); errors drop the connection."""
+        """One round trip (single Redis) on this backend's own connection when it is free,
+        else on a pooled one: most callers are one thread, and the pool's bookkeeping costs
+        about as much as the script. Errors drop the connection (it reconnects on next use).
+        """
+        lock = self._conn_lock
+        if lock.acquire(blocking=False):
+            try:
+                conn = self._conn
+                if conn is None or self._conn_pid != os.getpid():
+                    conn = self._conn = self.client.connection_pool.make_connection()
+                    self._conn_pid = os.getpid()
+                try:
+                    conn.send_packed_command([payload], check_health=False)
+                    return conn.read_response()
+                except (redis.ConnectionError, redis.TimeoutError, OSError):
+                    conn.disconnect()
+                    raise
+            finally:
+                lock.release()
         pool = self.client.connection_pool
         conn = pool.get_connection()
         try:
@@ -146,20 +199,20 @@ class RedisBackend:
         finally:
             pool.release(conn)
 
-    def _evalsha(self, sha: str, keys: list[str], args: list[str | int]) -> Any:
+    def _evalsha(self, op: Op) -> Any:
         if self.cluster:  # routed by the key's slot: redis-py's cluster client does that
+            keys, args = self.keys_and_args(op)
+            sha = self._shas[op.kind]
             return self.client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-        return self._call(self._pack(sha, keys, args))
+        return self._call(self._pack_op(op))
 
     def execute(self, op: Op) -> list[object]:
-        keys, args = self.keys_and_args(op)
-        sha = self._shas[op.kind]
         try:
             try:
-                reply = self._evalsha(sha, keys, args)
+                reply = self._evalsha(op)
             except redis.exceptions.NoScriptError:
                 self._load(self.client)  # first use, or the server restarted empty
-                reply = self._evalsha(sha, keys, args)
+                reply = self._evalsha(op)
         except redis.ResponseError as exc:
             if "CLUSTERDOWN" in str(exc) or "LOADING" in str(exc):
                 raise LedgerUnavailableError(f"{self.name} ledger: {exc}") from exc
@@ -184,17 +237,17 @@ class RedisBackend:
         return self._async
 
     async def aexecute(self, op: Op) -> list[object]:
-        keys, args = self.keys_and_args(op)
         client = self._async_client()
-        sha = self._shas[op.kind]
 
         async def evalsha() -> Any:
             if self.cluster:
+                keys, args = self.keys_and_args(op)
+                sha = self._shas[op.kind]
                 return await client.execute_command("EVALSHA", sha, len(keys), *keys, *args)
             pool = client.connection_pool
             conn = await pool.get_connection()
             try:
-                await conn.send_packed_command([self._pack(sha, keys, args)], check_health=False)
+                await conn.send_packed_command([self._pack_op(op)], check_health=False)
                 return await conn.read_response()
             except redis.ResponseError:
                 raise
@@ -231,4 +284,8 @@ class RedisBackend:
             return False
 
     def close(self) -> None:
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.disconnect()
+                self._conn = None
         self.client.close()
