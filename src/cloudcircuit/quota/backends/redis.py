@@ -121,7 +121,7 @@ class RedisBackend:
         are packed here, not by redis-py's generic packer, so many of them cost little.
         """
         tagged = f"{self.prefix}{{{op.root}}}:"
-        keys = [tagged + "q:" + op.request, tagged + "exp", tagged + "lim"]
+        keys = [tagged + "r:" + op.request, tagged + "exp", tagged + "lim"]
         keys.extend(f"{tagged}s:{s.key}:{s.window}" for s in op.scopes)
         args: list[str | int] = [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms]
         for s in op.scopes:

@@ -1,20 +1,23 @@
-local rec = record(req)
-if not rec then return {'unknown'} end
-local state = rec['state']
+local state, rest = record(req)
+if not state then return {'unknown'} end
 if state == 'committed' then
-  return {'committed', tonumber(rec['actual']), tonumber(rec['late']), 1}
+  local f = fields(rest, 4)
+  return {'committed', tonumber(f[3]), tonumber(f[4]), 1}
 end
 if state ~= 'held' and state ~= 'expired' then return {state} end
-if purge() then state = redis.call('HGET', req, 'state') end
-local late = 1
+-- no purge of other holds here: a commit checks no limit, and every operation that does
+-- (reserve, charge, usage) purges first. This request's own hold, when due, is handled
+-- exactly as a purge would have: given back, and the commit is late.
+local late = '1'
+local f = fields(rest, 2)
 if state == 'held' then
-  give_back(rec)
+  give_back(rest)
   redis.call('ZREM', exps, req)
-  if tonumber(rec['exp']) > now then late = 0 end
+  if tonumber(f[2]) > now then late = '0' end
 end
 if amount > 0 then
-  for i = 1, n do add_committed(i, amount, late == 1) end
+  for i = 1, n do add_committed(i, amount_s, late == '1') end
 end
-redis.call('HSET', req, 'state', 'committed', 'actual', amount, 'late', late)
-redis.call('PEXPIRE', req, keep)
-return {'committed', amount, late, 0}
+redis.call('SET', req, 'committed\n' .. f[1] .. '\n' .. f[2] .. '\n' .. amount_s .. '\n' .. late,
+           'PX', keep_s)
+return {'committed', amount, tonumber(late), 0}

@@ -1,47 +1,68 @@
 -- Shared prelude of every cloudcircuit quota script (prepended to each one at load time).
--- KEYS[1] request record (hash), KEYS[2] hold expiries (zset), KEYS[3] stored limits (hash),
--- then per scope i: KEYS[3 + i], the scope's window hash: field 'h' = held amount, numeric
--- fields = committed amount per window bucket.
+-- KEYS[1] request record (a string), KEYS[2] hold expiries (zset), KEYS[3] stored limits
+-- (hash), then per scope i: KEYS[3 + i], the scope's window hash: field 'h' = held amount,
+-- 'x' = the key expiry last set by a reserve, numeric fields = committed per window bucket.
 -- ARGV: prefix, now_ms, amount, ttl_ms, keep_ms, then five per scope: scope key, limit, first
 -- bucket, current bucket, expire at (ms).
 -- Every key shares the chain's hash tag, so on Redis Cluster the script runs in one slot.
-local now = tonumber(ARGV[2])
-local amount = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
-local keep = tonumber(ARGV[5])
+--
+-- Cost matters here (this runs on every request): each redis.call costs about a microsecond,
+-- and so does turning a Lua number back into a string, so values that Redis only stores are
+-- passed on as the ARGV strings they arrived as, and per-scope arguments are read in place.
+--
+-- A request record is one string, '\n'-separated (entities and scope keys hold no
+-- whitespace), written with one SET ... PX:
+--   held|expired|released: state, amount, expiry ms, scope key 1, scope key 2, ...
+--   committed:             state, amount, expiry ms, actual, late
+--   denied:                state, scope index, limit, committed, held, amount
+--   charged:               state, amount, over flags
+local now_s, amount_s, keep_s = ARGV[2], ARGV[3], ARGV[5]
+local now = tonumber(now_s)
+local amount = tonumber(amount_s)
 local req, exps, lims = KEYS[1], KEYS[2], KEYS[3]
-local sk, slim, slo, shi, sexp = {}, {}, {}, {}, {}
 local n = (#ARGV - 5) / 5
-for i = 1, n do
-  local b = 5 * i
-  sk[i], slim[i], slo[i], shi[i], sexp[i] =
-    ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
-end
 
+-- the record's state and the rest of it, or nil
 local function record(key)
-  local flat = redis.call('HGETALL', key)
-  if #flat == 0 then return nil end
-  local rec = {}
-  for i = 1, #flat, 2 do rec[flat[i]] = flat[i + 1] end
-  return rec
+  local value = redis.call('GET', key)
+  if not value then return nil end
+  local cut = string.find(value, '\n', 1, true)
+  if not cut then return value, '' end
+  return string.sub(value, 1, cut - 1), string.sub(value, cut + 1)
 end
 
-local function give_back(rec)
-  local amt = tonumber(rec['amount'])
-  for s in string.gmatch(rec['scopes'], '[^\n]+') do
-    redis.call('HINCRBY', s, 'h', -amt)
+-- the first k fields of a record's rest
+local function fields(rest, k)
+  local out = {}
+  for f in string.gmatch(rest, '[^\n]+') do
+    out[#out + 1] = f
+    if #out == k then break end
+  end
+  return out
+end
+
+-- give back the hold of a 'held' record's rest (amount, expiry, scope keys)
+local function give_back(rest)
+  local i, amt = 0, nil
+  for f in string.gmatch(rest, '[^\n]+') do
+    i = i + 1
+    if i == 1 then
+      amt = '-' .. f
+    elseif i > 2 then
+      redis.call('HINCRBY', f, 'h', amt)
+    end
   end
 end
 
 -- give back the holds of reservations whose TTL has passed (a bounded batch per call)
 local function purge()
-  local due = redis.call('ZRANGEBYSCORE', exps, '-inf', now, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', exps, '-inf', now_s, 'LIMIT', 0, 100)
   if #due == 0 then return false end
   for _, q in ipairs(due) do
-    local rec = record(q)
-    if rec and rec['state'] == 'held' then
-      give_back(rec)
-      redis.call('HSET', q, 'state', 'expired')
+    local state, rest = record(q)
+    if state == 'held' then
+      give_back(rest)
+      redis.call('SET', q, 'expired\n' .. rest, 'KEEPTTL')
     end
     redis.call('ZREM', exps, q)
   end
@@ -50,39 +71,46 @@ end
 
 -- limits in force, stored (admin) first, else the configured one; one HMGET for the chain
 local function limits()
-  local stored = redis.call('HMGET', lims, unpack(sk))
+  local names = {}
+  for i = 1, n do names[i] = ARGV[5 * i + 1] end
+  local stored = redis.call('HMGET', lims, unpack(names))
   local result = {}
-  for i = 1, n do
-    if stored[i] then result[i] = tonumber(stored[i]) else result[i] = slim[i] end
-  end
+  for i = 1, n do result[i] = tonumber(stored[i] or ARGV[5 * i + 2]) end
   return result
 end
 
--- (committed over buckets lo..hi, held) of scope i; buckets older than lo are dropped
+-- (committed over buckets lo..hi, held, key expiry set by a reserve) of scope i; buckets
+-- older than lo are dropped
 local function state_of(i)
   local key = KEYS[3 + i]
   local flat = redis.call('HGETALL', key)
-  local total, held = 0, 0
+  local lo, hi = tonumber(ARGV[5 * i + 3]), tonumber(ARGV[5 * i + 4])
+  local total, held, expiry = 0, 0, 0
   for j = 1, #flat, 2 do
     local f = flat[j]
     if f == 'h' then
       held = tonumber(flat[j + 1])
+    elseif f == 'x' then
+      expiry = tonumber(flat[j + 1])
     else
       local b = tonumber(f)
-      if b < slo[i] then
+      if b < lo then
         redis.call('HDEL', key, f)
-      elseif b <= tonumber(shi[i]) then
+      elseif b <= hi then
         total = total + tonumber(flat[j + 1])
       end
     end
   end
-  return total, held
+  return total, held, expiry
 end
 
 -- refresh: false when the key's expiry is already far enough (a timely commit: its reserve
 -- set it at least two days ahead, a hold lives at most one day) unless this write opened a
 -- new bucket (a window boundary was crossed since the reserve)
-local function add_committed(i, delta, refresh)
-  local total = redis.call('HINCRBY', KEYS[3 + i], shi[i], delta)
-  if refresh or total == delta then redis.call('PEXPIREAT', KEYS[3 + i], sexp[i]) end
+local function add_committed(i, delta_s, refresh)
+  local key = KEYS[3 + i]
+  local total = redis.call('HINCRBY', key, ARGV[5 * i + 4], delta_s)
+  if refresh or total == tonumber(delta_s) then
+    redis.call('PEXPIREAT', key, ARGV[5 * i + 5])
+  end
 end

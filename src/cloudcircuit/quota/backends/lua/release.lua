@@ -1,16 +1,13 @@
-local rec = record(req)
-if not rec then return {'unknown'} end
-local state = rec['state']
+local state, rest = record(req)
+if not state then return {'unknown'} end
 if state == 'released' then return {'released', 1} end
 if state ~= 'held' then return {state} end
-give_back(rec)
+give_back(rest)
 redis.call('ZREM', exps, req)
-if tonumber(rec['exp']) <= now then
+if tonumber(fields(rest, 2)[2]) <= now then
   -- due but not purged yet: it expired on its own
-  redis.call('HSET', req, 'state', 'expired')
-  redis.call('PEXPIRE', req, keep)
+  redis.call('SET', req, 'expired\n' .. rest, 'PX', keep_s)
   return {'expired'}
 end
-redis.call('HSET', req, 'state', 'released')
-redis.call('PEXPIRE', req, keep)
+redis.call('SET', req, 'released\n' .. rest, 'PX', keep_s)
 return {'released', 0}

@@ -1,32 +1,42 @@
-local prev = record(req)
-if prev then
-  if prev['state'] == 'denied' then
-    return {'denied', tonumber(prev['idx']), tonumber(prev['limit']),
-            tonumber(prev['committed']), tonumber(prev['held']), tonumber(prev['amount']), 1}
+local state, rest = record(req)
+if state then
+  if state == 'denied' then
+    local f = fields(rest, 5)
+    return {'denied', tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4]),
+            tonumber(f[5]), 1}
   end
-  return {'reserved', tonumber(prev['amount']), tonumber(prev['exp']), 1}
+  local f = fields(rest, 2)
+  return {'reserved', tonumber(f[1]), tonumber(f[2]), 1}
 end
 purge()
 local lim = limits()
-local scopes = {}
+local expiries = {}
 for i = 1, n do
   local limit = lim[i]
-  local committed, held = state_of(i)
+  local committed, held, expiry = state_of(i)
   if limit >= 0 and committed + held + amount > limit then
-    redis.call('HSET', req, 'state', 'denied', 'idx', i, 'limit', limit,
-               'committed', committed, 'held', held, 'amount', amount)
-    redis.call('PEXPIRE', req, keep)
+    redis.call('SET', req, 'denied\n' .. i .. '\n' .. string.format('%d', limit) .. '\n'
+               .. string.format('%d', committed) .. '\n' .. string.format('%d', held) .. '\n'
+               .. amount_s, 'PX', keep_s)
     return {'denied', i, limit, committed, held, amount, 0}
   end
-  scopes[i] = KEYS[3 + i]
+  expiries[i] = expiry
 end
+local scopes = {}
 for i = 1, n do
-  redis.call('HINCRBY', KEYS[3 + i], 'h', amount)
-  redis.call('PEXPIREAT', KEYS[3 + i], sexp[i])
+  local key = KEYS[3 + i]
+  scopes[i] = key
+  redis.call('HINCRBY', key, 'h', amount_s)
+  -- the counters must outlive this hold and their last write by two days (ARGV expiry);
+  -- 'x' remembers the expiry last set, so a busy scope refreshes it once per time slot
+  local expire_s = ARGV[5 * i + 5]
+  if expiries[i] < tonumber(expire_s) then
+    redis.call('HSET', key, 'x', expire_s)
+    redis.call('PEXPIREAT', key, expire_s)
+  end
 end
-local exp = now + ttl
-redis.call('HSET', req, 'state', 'held', 'amount', amount, 'exp', exp,
-           'scopes', table.concat(scopes, '\n'))
-redis.call('PEXPIRE', req, ttl + keep)
+local exp = string.format('%d', now + tonumber(ARGV[4]))
+redis.call('SET', req, 'held\n' .. amount_s .. '\n' .. exp .. '\n' .. table.concat(scopes, '\n'),
+           'PX', string.format('%d', tonumber(ARGV[4]) + tonumber(keep_s)))
 redis.call('ZADD', exps, exp, req)
-return {'reserved', amount, exp, 0}
+return {'reserved', amount, tonumber(exp), 0}
