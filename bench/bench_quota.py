@@ -2,18 +2,23 @@
 
 1. Redis, one client: reserve + commit lifecycles/s and reserve p50/p99 (cloudcircuit), check +
    charge (coreason-budget 0.4.1 in its own venv, its SyncBudgetGuard and SyncRedisLedger driven
-   directly, logging at WARNING), and the ceiling: two bare EVALSHA round trips from redis-py.
+   directly, logging at WARNING; as shipped, and again lent our hiredis parser), the ceiling:
+   two bare EVALSHA round trips from redis-py's ``evalsha``, and the floor: the same two
+   round trips through the ledger's own hand-packed transport. Ceiling and floor use the
+   ledger's own RedisBackend client (same redis-py, parser, timeouts), so they differ from the
+   ledger only in the work it does.
 2. Overshoot under 64-way contention: 64 threads spend 1.0 each against a 10.0 user limit (a
    2 ms "call" between the check/reserve and the charge/commit).
 3. SQLite: lifecycles/s, one process and 8 processes on one file.
 4. HTTP: ``cloudcircuit serve`` (uvicorn, Redis ledger) under a loopback load generator of
    client processes: reserve requests/s and p50/p99.
 
-The Redis section runs in interleaved rounds (best of 3 for each side), so that all three see
-the same machine load. Keys: cloudcircuit writes under a unique ``cc-bench-…:`` prefix on the
-local Redis (deleted after); coreason-budget's key names are fixed (``budget:*``), so it runs
-on DB index 14 and only ``budget:*`` keys there are deleted afterwards. ``--quick`` runs small
-sizes.
+The Redis section runs in interleaved rounds (best of 3 for each side), so that every side sees
+the same machine load; ``--redis-only`` runs just that section. coreason-budget runs with
+bench/.work as its working directory (its logger writes ``logs/app.log`` there). Keys:
+cloudcircuit writes under a unique ``cc-bench-…:`` prefix on the local Redis (deleted
+after); coreason-budget's key names are fixed (``budget:*``), so it runs on DB index 14 and
+only ``budget:*`` keys there are deleted afterwards. ``--quick`` runs small sizes.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bench._venv import WORK, predecessor_python, run_json
+from bench._venv import WORK, predecessor_python
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REDIS = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -157,24 +162,54 @@ def redis_lifecycles(url: str, n: int) -> dict[str, float]:
     }
 
 
-def evalsha_ceiling(url: str, n: int, prefix: str) -> dict[str, float]:
-    """Two bare EVALSHA round trips per lifecycle from redis-py (the physical floor)."""
+def _client_setup() -> str:
+    """What the Redis sides of this process share: redis-py's version and reply parser."""
     import redis
+    from redis.utils import HIREDIS_AVAILABLE
 
-    client = redis.Redis.from_url(url, decode_responses=True)
+    return f"redis-py {redis.__version__}, {'hiredis' if HIREDIS_AVAILABLE else 'Python'} parser"
+
+
+def evalsha_ceiling(url: str, n: int, prefix: str, *, raw: bool = False) -> dict[str, float]:
+    """Two bare EVALSHA round trips per lifecycle (a script that only returns 1).
+
+    The client is the ledger's own (``RedisBackend``: same redis-py, parser, decoding,
+    timeouts and retry setting), so the only difference to the ledger is the work done.
+    ``raw=False`` calls redis-py's ``evalsha`` (the issue's ceiling); ``raw=True`` sends
+    hand-packed RESP on the backend's own connection, exactly as the ledger does (a stricter
+    floor: what a lifecycle would cost if the scripts and the ledger's Python were free).
+    """
+    from cloudcircuit.quota.backends.redis import RedisBackend
+
+    backend = RedisBackend(url)
+    client = backend.client
     sha = client.script_load("return 1")
     key = prefix + "ceiling"
+    if raw:
+        payload = b"*4\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n$%d\r\n%s\r\n" % (
+            sha.encode(),
+            len(key.encode()),
+            key.encode(),
+        )
+
+        def call() -> Any:
+            return backend._call(payload)
+    else:
+
+        def call() -> Any:
+            return client.evalsha(sha, 1, key)
+
     for _ in range(200):
-        client.evalsha(sha, 1, key)
+        call()
     latencies = []
     start = time.perf_counter()
     for _ in range(n):
         t = time.perf_counter()
-        client.evalsha(sha, 1, key)
+        call()
         latencies.append(time.perf_counter() - t)
-        client.evalsha(sha, 1, key)
+        call()
     total = time.perf_counter() - start
-    client.close()
+    backend.close()
     return {
         "per_s": n / total,
         "p50_ms": _pct(latencies, 0.5) * 1e3,
@@ -187,25 +222,53 @@ def _coreason_url() -> str:
     return f"{base}/{COREASON_DB}"
 
 
-def coreason(payload: dict[str, Any]) -> dict[str, Any]:
+def _hiredis_path() -> Path:
+    """A folder holding only this venv's hiredis, for the coreason + hiredis row."""
+    import hiredis
+
+    folder = WORK / "hiredis-path"
+    link = folder / "hiredis"
+    if not link.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path(hiredis.__file__).resolve().parent)
+    return folder
+
+
+def coreason(payload: dict[str, Any], *, hiredis: bool = False) -> dict[str, Any]:
+    """Run coreason-budget 0.4.1 in its own venv, in bench/.work (its logger writes
+    ``logs/app.log`` into the current directory). ``hiredis``: lend it our hiredis parser
+    (same redis-py reply parser as cloudcircuit) instead of its shipped Python parser."""
     python = predecessor_python(COREASON)
-    logs = WORK / "coreason-logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "LOG_LEVEL": "WARNING",
-            "COREASON_BUDGET_LOG_PATH": str(logs / "app.log"),
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        }
+    env = {
+        **os.environ,
+        "LOG_LEVEL": "WARNING",
+        "COREASON_BUDGET_LOG_PATH": str(WORK / "logs" / "app.log"),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+    env.pop("PYTHONPATH", None)
+    if hiredis:
+        env["PYTHONPATH"] = str(_hiredis_path())
+    script = _COREASON_SCRIPT.replace(
+        "print(json.dumps(out))",
+        "from redis.utils import HIREDIS_AVAILABLE\nimport redis\n"
+        "out['client'] = f\"redis-py {redis.__version__}, \" + "
+        "('hiredis' if HIREDIS_AVAILABLE else 'Python') + ' parser'\n"
+        "print(json.dumps(out))",
     )
-    try:
-        result: dict[str, Any] = run_json(
-            python, _COREASON_SCRIPT, {"url": _coreason_url(), **payload}
-        )
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    proc = subprocess.run(
+        [str(python), "-c", script],
+        input=json.dumps({"url": _coreason_url(), **payload}),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+        cwd=WORK,
+        env=env,
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise RuntimeError(f"coreason-budget script failed with exit code {proc.returncode}")
+    result: dict[str, Any] = json.loads(proc.stdout)
     return result
 
 
@@ -357,6 +420,9 @@ def _step(progress: Progress, label: str, func: Callable[[], Any]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_quota", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument(
+        "--redis-only", action="store_true", help="only the one-client Redis lifecycle section"
+    )
     args = parser.parse_args(argv)
     n = 2_000 if args.quick else 20_000
     n_sqlite = 500 if args.quick else 5_000
@@ -364,55 +430,70 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     prefix = f"cc-bench-{uuid.uuid4().hex[:8]}:"
     url = _with_prefix(REDIS, prefix)
-    results: dict[str, Any] = {"sizes": {"lifecycles": n, "sqlite": n_sqlite, "http": n_http}}
+    results: dict[str, Any] = {
+        "sizes": {"lifecycles": n, "sqlite": n_sqlite, "http": n_http},
+        "client": _client_setup(),
+    }
     try:
         with Progress(console=console, transient=True) as progress:
-            # interleaved rounds, best of each: the three sides see the same machine load
+            # interleaved rounds, best of each: every side sees the same machine load
             rounds = 1 if args.quick else 3
             for i in range(rounds):
                 size = n // rounds
                 for key, label, func in (
                     ("cloudcircuit_redis", "cloudcircuit reserve+commit (Redis)",
                      lambda size=size: redis_lifecycles(url, size)),
-                    ("ceiling", "2 x bare EVALSHA ceiling",
+                    ("ceiling", "2 x bare EVALSHA ceiling (redis-py evalsha)",
                      lambda size=size: evalsha_ceiling(REDIS, size, prefix)),
+                    ("floor", "2 x bare EVALSHA floor (the ledger's own transport)",
+                     lambda size=size: evalsha_ceiling(REDIS, size, prefix, raw=True)),
                     ("coreason", "coreason-budget 0.4.1 check+charge",
                      lambda size=size: coreason(
                          {"mode": "lifecycles", "n": size, "user_limit": BIG}
+                     )),
+                    ("coreason_hiredis", "coreason-budget 0.4.1 check+charge, hiredis",
+                     lambda size=size: coreason(
+                         {"mode": "lifecycles", "n": size, "user_limit": BIG}, hiredis=True
                      )),
                 ):  # fmt: skip
                     got = _step(progress, f"{label}, round {i + 1}/{rounds}", func)
                     best = results.get(key)
                     if best is None or ("per_s" in got and got["per_s"] > best.get("per_s", 0)):
                         results[key] = got
-            race = {"threads": 64, "attempts": 3, "call_s": 0.002}
-            results["overshoot_cloudcircuit"] = _step(
-                progress, "overshoot, cloudcircuit", lambda: overshoot_ours(url, **race)
-            )
-            results["overshoot_coreason"] = _step(
-                progress,
-                "overshoot, coreason-budget",
-                lambda: coreason({"mode": "race", "user_limit": 10.0, **race}),
-            )
-            results["sqlite_1"] = _step(
-                progress, "SQLite, 1 process", lambda: sqlite_lifecycles(n_sqlite, 1)
-            )
-            results["sqlite_8"] = _step(
-                progress, "SQLite, 8 processes", lambda: sqlite_lifecycles(n_sqlite, 8)
-            )
-            for workers in (1, 2):
-                results[f"http_{workers}"] = _step(
-                    progress,
-                    f"HTTP reserve (uvicorn, {workers} worker(s), 4 clients)",
-                    lambda workers=workers: http_reserve(url, n_http, 4, workers),
+            if not args.redis_only:
+                race = {"threads": 64, "attempts": 3, "call_s": 0.002}
+                results["overshoot_cloudcircuit"] = _step(
+                    progress, "overshoot, cloudcircuit", lambda: overshoot_ours(url, **race)
                 )
+                results["overshoot_coreason"] = _step(
+                    progress,
+                    "overshoot, coreason-budget",
+                    lambda: coreason({"mode": "race", "user_limit": 10.0, **race}),
+                )
+                results["sqlite_1"] = _step(
+                    progress, "SQLite, 1 process", lambda: sqlite_lifecycles(n_sqlite, 1)
+                )
+                results["sqlite_8"] = _step(
+                    progress, "SQLite, 8 processes", lambda: sqlite_lifecycles(n_sqlite, 8)
+                )
+                for workers in (1, 2):
+                    results[f"http_{workers}"] = _step(
+                        progress,
+                        f"HTTP reserve (uvicorn, {workers} worker(s), 4 clients)",
+                        lambda workers=workers: http_reserve(url, n_http, 4, workers),
+                    )
     finally:
         _delete_prefix(REDIS, prefix + "*")
         _delete_prefix(_coreason_url(), "budget:*")
+    return _finish(console, results)
+
+
+def _finish(console: Console, results: dict[str, Any]) -> int:
     _report(console, results)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quota.json").write_text(json.dumps(results, indent=2))
-    console.print(f"written {RESULTS / 'quota.json'}")
+    name = "quota.json" if "sqlite_1" in results else "quota-redis.json"
+    (RESULTS / name).write_text(json.dumps(results, indent=2))
+    console.print(f"written {RESULTS / name}")
     return 1 if any(isinstance(v, dict) and "error" in v for v in results.values()) else 0
 
 
@@ -425,7 +506,7 @@ def _num(section: Any, key: str, fmt: str = "{:,.0f}") -> str:
 def _report(console: Console, r: dict[str, Any]) -> None:
     ours, ceiling, old = r["cloudcircuit_redis"], r["ceiling"], r["coreason"]
     table = Table(title="Redis, one client: lifecycles per second")
-    for column in ("", "lifecycles/s", "first call p50 ms", "first call p99 ms", "vs cloudcircuit"):
+    for column in ("", "lifecycles/s", "1st call p50 ms", "1st call p99 ms", "cc vs it"):
         table.add_column(column, justify="right")
 
     def ratio(other: Any) -> str:
@@ -440,22 +521,31 @@ def _report(console: Console, r: dict[str, Any]) -> None:
         _num(ours, "p99_ms", "{:.3f}"),
         "1.00x",
     )
-    table.add_row(
-        "coreason-budget 0.4.1 check+charge",
-        _num(old, "per_s"),
-        _num(old, "p50_ms", "{:.3f}"),
-        _num(old, "p99_ms", "{:.3f}"),
-        ratio(old),
+    rows = (
+        ("coreason 0.4.1 check+charge", old),
+        ("coreason 0.4.1, + hiredis", r.get("coreason_hiredis", {})),
+        ("ceiling: 2 x redis-py evalsha", ceiling),
+        ("floor: 2 x EVALSHA, own transport", r.get("floor", {})),
     )
-    table.add_row(
-        "ceiling: 2 bare EVALSHA",
-        _num(ceiling, "per_s"),
-        _num(ceiling, "p50_ms", "{:.3f}"),
-        _num(ceiling, "p99_ms", "{:.3f}"),
-        ratio(ceiling),
-    )
+    for name, section in rows:
+        table.add_row(
+            name,
+            _num(section, "per_s"),
+            _num(section, "p50_ms", "{:.3f}"),
+            _num(section, "p99_ms", "{:.3f}"),
+            ratio(section),
+        )
     console.print(table)
+    shipped = old.get("client", "n/a") if isinstance(old, dict) else "n/a"
+    console.print(
+        f"cloudcircuit, ceiling and floor share one client setup ({r.get('client')}): the "
+        "ceiling and floor use the ledger's own RedisBackend client, so they differ from the "
+        f"ledger only in the work done. coreason-budget as shipped: {shipped}."
+    )
 
+    if "sqlite_1" not in r:
+        _targets(console, r)
+        return
     race = Table(title="64 threads, 1.0 each, against a 10.0 user limit")
     for column in ("", "committed", "limit", "overshoot"):
         race.add_column(column, justify="right")
@@ -487,7 +577,11 @@ def _report(console: Console, r: dict[str, Any]) -> None:
             _num(section, "p99_ms", "{:.2f}"),
         )
     console.print(other)
+    _targets(console, r)
 
+
+def _targets(console: Console, r: dict[str, Any]) -> None:
+    ours, ceiling, old = r["cloudcircuit_redis"], r["ceiling"], r["coreason"]
     targets = Table(title="Targets")
     for column in ("target", "measured", "met"):
         targets.add_column(column)
@@ -500,8 +594,13 @@ def _report(console: Console, r: dict[str, Any]) -> None:
     vs_ceiling = (
         ours["per_s"] / ceiling["per_s"] if "per_s" in ours and "per_s" in ceiling else None
     )
+    floor, old_hiredis = r.get("floor", {}), r.get("coreason_hiredis", {})
+    vs_floor = ours["per_s"] / floor["per_s"] if "per_s" in ours and "per_s" in floor else None
+    vs_old_hiredis = (
+        ours["per_s"] / old_hiredis["per_s"] if "per_s" in ours and "per_s" in old_hiredis else None
+    )
     p99 = ours.get("p99_ms")
-    sqlite = r["sqlite_1"].get("per_s")
+    sqlite = r.get("sqlite_1", {}).get("per_s")
     target(">= 3x coreason-budget", vs_old, None if vs_old is None else vs_old >= 3, "{:.2f}x")
     target(
         ">= 75% of the ceiling",
@@ -509,6 +608,8 @@ def _report(console: Console, r: dict[str, Any]) -> None:
         None if vs_ceiling is None else vs_ceiling >= 0.75,
         "{:.0%}",
     )
+    target("(info) vs coreason-budget + hiredis", vs_old_hiredis, None, "{:.2f}x")
+    target("(info) of the ledger-transport floor", vs_floor, None, "{:.0%}")
     target("reserve p99 < 1 ms", p99, None if p99 is None else p99 < 1.0, "{:.3f} ms")
     target("SQLite >= 2,000/s", sqlite, None if sqlite is None else sqlite >= 2000, "{:,.0f}/s")
     console.print(targets)
