@@ -15,7 +15,7 @@ Each evidence carries the action its rule is configured to ask for.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,35 @@ def _fmt(value: float) -> str:
     return f"{value:,.2f}"
 
 
+def _rows_to_evidence(
+    res: Any,
+    usable: Sequence[int],
+    out: list[list[Evidence]],
+    *,
+    rule: str,
+    action: Any,
+    with_score: bool,
+    describe: Callable[[float, float, float], str],
+) -> None:
+    """Append one Evidence per judged row of a batch AnomalyArrays result to ``out``."""
+    for j, i in enumerate(usable):
+        latest = float(res.latest_spend[j])
+        base = float(res.baseline_mean[j])
+        thr = float(res.threshold[j])
+        out[i].append(
+            Evidence(
+                rule=rule,
+                fired=bool(res.is_spike[j]),
+                observed=latest,
+                threshold=thr,
+                action=action,
+                expected=base,
+                score=latest / base if with_score and base > 0 else None,
+                detail=describe(latest, base, thr),
+            )
+        )
+
+
 def _anomaly_evidence(completed: Sequence[SpendSeries], settings: Any) -> list[list[Evidence]]:
     """Spike, robust and burn-rate rules over the latest complete bucket of every series."""
     from cloudcircuit import batch
@@ -100,25 +129,18 @@ def _anomaly_evidence(completed: Sequence[SpendSeries], settings: Any) -> list[l
             spike_multiplier=spike.multiplier,
             min_baseline=spike.min_baseline,
         )
-        for j, i in enumerate(usable):
-            latest, base, thr = (
-                float(res.latest_spend[j]),
-                float(res.baseline_mean[j]),
-                float(res.threshold[j]),
-            )
-            out[i].append(
-                Evidence(
-                    rule="spike",
-                    fired=bool(res.is_spike[j]),
-                    observed=latest,
-                    threshold=thr,
-                    action=spike.action,
-                    expected=base,
-                    score=latest / base if base > 0 else None,
-                    detail=f"latest complete bucket {_fmt(latest)} vs threshold {_fmt(thr)} "
-                    f"({spike.multiplier:g}x mean {_fmt(base)})",
-                )
-            )
+        _rows_to_evidence(
+            res,
+            usable,
+            out,
+            rule="spike",
+            action=spike.action,
+            with_score=True,
+            describe=lambda latest, base, thr: (
+                f"latest complete bucket {_fmt(latest)} vs threshold {_fmt(thr)} "
+                f"({spike.multiplier:g}x mean {_fmt(base)})"
+            ),
+        )
     if robust.enabled:
         res = batch.check_anomaly_robust(
             matrix,
@@ -129,24 +151,18 @@ def _anomaly_evidence(completed: Sequence[SpendSeries], settings: Any) -> list[l
             percentile=robust.percentile,
             min_baseline=robust.min_baseline,
         )
-        for j, i in enumerate(usable):
-            latest, loc, thr = (
-                float(res.latest_spend[j]),
-                float(res.baseline_mean[j]),
-                float(res.threshold[j]),
-            )
-            out[i].append(
-                Evidence(
-                    rule="robust",
-                    fired=bool(res.is_spike[j]),
-                    observed=latest,
-                    threshold=thr,
-                    action=robust.action,
-                    expected=loc,
-                    detail=f"latest complete bucket {_fmt(latest)} vs {robust.method} threshold "
-                    f"{_fmt(thr)} (location {_fmt(loc)})",
-                )
-            )
+        _rows_to_evidence(
+            res,
+            usable,
+            out,
+            rule="robust",
+            action=robust.action,
+            with_score=False,
+            describe=lambda latest, loc, thr: (
+                f"latest complete bucket {_fmt(latest)} vs {robust.method} threshold "
+                f"{_fmt(thr)} (location {_fmt(loc)})"
+            ),
+        )
     if burn.enabled:
         hot = batch.check_burn_rate(matrix, lengths=lengths, hot_multiplier=burn.hot_multiplier)
         for j, i in enumerate(usable):
