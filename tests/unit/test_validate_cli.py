@@ -139,6 +139,7 @@ def test_uninstalled_provider_is_a_note_not_an_error(runner: CliRunner, tmp_path
     result = runner.invoke(app, ["validate", str(write(tmp_path, text))])
     assert result.exit_code == EXIT_OK, result.output
     assert "provider 'nosuchcloud' is not installed" in result.stderr
+    assert "pip install cloudcircuit-nosuchcloud" in result.stderr
 
 
 def test_markup_in_values_is_printed_verbatim(runner: CliRunner, tmp_path: Path) -> None:

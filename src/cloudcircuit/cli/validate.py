@@ -17,7 +17,7 @@ from rich.markup import escape
 from cloudcircuit.cli.app import EXIT_USAGE, app, console, err_console, handle_errors
 from cloudcircuit.errors import ConfigError
 from cloudcircuit.policy import Policy, load_policy, policy_json_schema
-from cloudcircuit.providers import available_providers
+from cloudcircuit.providers import PROVIDER_PACKAGES, available_providers
 
 __all__ = ["schema", "summary", "validate"]
 
@@ -73,9 +73,10 @@ def validate(
         installed = set(available_providers())
         needed = set(policy.enforcement_providers()) | set(policy.source_providers())
         for provider in sorted(needed - installed):
+            package = PROVIDER_PACKAGES.get(provider, f"cloudcircuit-{provider}")
             err_console.print(
                 f"{escape(str(file))}: [yellow]note:[/] provider {provider!r} is not installed "
-                "here; scans that need it will fail until it is",
+                f"here (pip install {escape(package)}); scans that need it fail until it is",
                 highlight=False,
                 soft_wrap=True,
             )
