@@ -117,15 +117,19 @@ class RedisBackend:
     def keys_and_args(self, op: Op) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of the script for ``op`` (all keys carry the chain's hash tag).
 
-        Each scope is one hash (held + committed buckets) and five arguments; the arguments
-        are packed here, not by redis-py's generic packer, so many of them cost little.
+        Each scope is one hash (held + committed buckets) and five arguments, grouped by
+        kind (all scope keys, then all limits, first buckets, current buckets, expiries).
         """
         tagged = f"{self.prefix}{{{op.root}}}:"
         keys = [tagged + "r:" + op.request, tagged + "exp", tagged + "lim"]
         keys.extend(f"{tagged}s:{s.key}:{s.window}" for s in op.scopes)
         args: list[str | int] = [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms]
-        for s in op.scopes:
-            args.extend((s.key, s.limit, s.lo, s.hi, s.expire_ms))
+        scopes = op.scopes
+        args.extend(s.key for s in scopes)  # grouped: the script unpacks the keys in place
+        args.extend(s.limit for s in scopes)
+        args.extend(s.lo for s in scopes)
+        args.extend(s.hi for s in scopes)
+        args.extend(s.expire_ms for s in scopes)
         return keys, args
 
     def _load(self, client: Any) -> None:

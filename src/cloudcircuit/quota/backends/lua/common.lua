@@ -2,8 +2,9 @@
 -- KEYS[1] request record (a string), KEYS[2] hold expiries (zset), KEYS[3] stored limits
 -- (hash), then per scope i: KEYS[3 + i], the scope's window hash: field 'h' = held amount,
 -- 'x' = the key expiry last set by a reserve, numeric fields = committed per window bucket.
--- ARGV: prefix, now_ms, amount, ttl_ms, keep_ms, then five per scope: scope key, limit, first
--- bucket, current bucket, expire at (ms).
+-- ARGV: prefix, now_ms, amount, ttl_ms, keep_ms, then five groups of n (one per scope, so
+-- group g of scope i is ARGV[5 + g * n + i]): scope keys, limits, first buckets, current
+-- buckets, expire at (ms). Grouped so that the scope keys can be unpacked in place.
 -- Every key shares the chain's hash tag, so on Redis Cluster the script runs in one slot.
 --
 -- Cost matters here (this runs on every request): each redis.call costs about a microsecond,
@@ -21,6 +22,7 @@ local now = tonumber(now_s)
 local amount = tonumber(amount_s)
 local req, exps, lims = KEYS[1], KEYS[2], KEYS[3]
 local n = (#ARGV - 5) / 5
+local LIMIT, LO, HI, EXPIRE = 5 + n, 5 + 2 * n, 5 + 3 * n, 5 + 4 * n
 
 -- the record's state and the rest of it, or nil
 local function record(key)
@@ -56,7 +58,7 @@ end
 
 -- give back the holds of reservations whose TTL has passed (a bounded batch per call)
 local function purge()
-  local due = redis.call('ZRANGEBYSCORE', exps, '-inf', now_s, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', exps, '-inf', now_s, 'LIMIT', '0', '100')
   if #due == 0 then return false end
   for _, q in ipairs(due) do
     local state, rest = record(q)
@@ -71,21 +73,38 @@ end
 
 -- limits in force, stored (admin) first, else the configured one; one HMGET for the chain
 local function limits()
-  local names = {}
-  for i = 1, n do names[i] = ARGV[5 * i + 1] end
-  local stored = redis.call('HMGET', lims, unpack(names))
+  local stored = redis.call('HMGET', lims, unpack(ARGV, 6, 5 + n))
   local result = {}
-  for i = 1, n do result[i] = tonumber(stored[i] or ARGV[5 * i + 2]) end
+  for i = 1, n do result[i] = tonumber(stored[i] or ARGV[LIMIT + i]) end
   return result
 end
 
--- (committed over buckets lo..hi, held, key expiry set by a reserve) of scope i; buckets
--- older than lo are dropped
+-- drop the buckets of scope i older than its window (when a new bucket opens)
+local function drop_old(i)
+  local key = KEYS[3 + i]
+  local lo = tonumber(ARGV[LO + i])
+  local old = {}
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    local b = tonumber(f)
+    if b and b < lo then old[#old + 1] = f end
+  end
+  if #old > 0 then redis.call('HDEL', key, unpack(old)) end
+end
+
+-- (committed over buckets lo..hi, held, key expiry set by a reserve) of scope i. A calendar
+-- window has one bucket: three fields are read (its older buckets are dropped when a new one
+-- opens); a rolling window reads all its buckets and drops those older than its first.
 local function state_of(i)
   local key = KEYS[3 + i]
+  local lo_s, hi_s = ARGV[LO + i], ARGV[HI + i]
+  if lo_s == hi_s then
+    local v = redis.call('HMGET', key, 'h', 'x', hi_s)
+    return tonumber(v[3] or 0), tonumber(v[1] or 0), tonumber(v[2] or 0)
+  end
   local flat = redis.call('HGETALL', key)
-  local lo, hi = tonumber(ARGV[5 * i + 3]), tonumber(ARGV[5 * i + 4])
+  local lo, hi = tonumber(lo_s), tonumber(hi_s)
   local total, held, expiry = 0, 0, 0
+  local old = {}
   for j = 1, #flat, 2 do
     local f = flat[j]
     if f == 'h' then
@@ -95,22 +114,25 @@ local function state_of(i)
     else
       local b = tonumber(f)
       if b < lo then
-        redis.call('HDEL', key, f)
+        old[#old + 1] = f
       elseif b <= hi then
         total = total + tonumber(flat[j + 1])
       end
     end
   end
+  if #old > 0 then redis.call('HDEL', key, unpack(old)) end
   return total, held, expiry
 end
 
 -- refresh: false when the key's expiry is already far enough (a timely commit: its reserve
 -- set it at least two days ahead, a hold lives at most one day) unless this write opened a
--- new bucket (a window boundary was crossed since the reserve)
+-- new bucket (a window boundary was crossed since the reserve; older buckets go then)
 local function add_committed(i, delta_s, refresh)
   local key = KEYS[3 + i]
-  local total = redis.call('HINCRBY', key, ARGV[5 * i + 4], delta_s)
-  if refresh or total == tonumber(delta_s) then
-    redis.call('PEXPIREAT', key, ARGV[5 * i + 5])
+  local total = redis.call('HINCRBY', key, ARGV[HI + i], delta_s)
+  local opened = total == tonumber(delta_s)
+  if opened then drop_old(i) end
+  if refresh or opened then
+    redis.call('PEXPIREAT', key, ARGV[EXPIRE + i])
   end
 end

@@ -1,9 +1,9 @@
 for i = 1, n do
-  local limit = ARGV[5 * i + 2]
+  local limit = ARGV[LIMIT + i]
   if limit == '-2' then
-    redis.call('HDEL', lims, ARGV[5 * i + 1])
+    redis.call('HDEL', lims, ARGV[5 + i])
   else
-    redis.call('HSET', lims, ARGV[5 * i + 1], limit)
+    redis.call('HSET', lims, ARGV[5 + i], limit)
   end
 end
 return {'ok'}

@@ -29,7 +29,7 @@ for i = 1, n do
   redis.call('HINCRBY', key, 'h', amount_s)
   -- the counters must outlive this hold and their last write by two days (ARGV expiry);
   -- 'x' remembers the expiry last set, so a busy scope refreshes it once per time slot
-  local expire_s = ARGV[5 * i + 5]
+  local expire_s = ARGV[EXPIRE + i]
   if expiries[i] < tonumber(expire_s) then
     redis.call('HSET', key, 'x', expire_s)
     redis.call('PEXPIREAT', key, expire_s)
