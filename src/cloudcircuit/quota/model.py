@@ -54,6 +54,8 @@ _GRACE_MS = 86_400_000  # counters outlive their window by a day, then Redis/SQL
 
 def to_units(amount: float, field: str = "amount") -> int:
     """Validate an amount (finite, >= 0, <= MAX_AMOUNT) and convert it to micro-units."""
+    if type(amount) is float and 0.0 <= amount <= MAX_AMOUNT:  # the common case (NaN fails)
+        return round(amount * UNITS)
     if isinstance(amount, bool) or not isinstance(amount, int | float):
         raise InputError(f"{field}: must be a number, got {type(amount).__name__}")
     value = float(amount)
