@@ -69,7 +69,7 @@ def test_request_record_is_one_string_kept_for_keep_seconds(
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         held = ledger.reserve(P1U1, 1.0, request_id="r1", ttl=30)
-        key = f"{prefix}{{global}}:r:global/project=p1/user=u1|r1"
+        key = f"{prefix}{{global}}:q:global/project=p1/user=u1|r1"
         assert client.type(key) == "string"
         assert 120_000 < client.pttl(key) <= 150_000  # the hold's TTL + keep
         assert client.get(key).split("\n")[0] == "held"
@@ -77,6 +77,59 @@ def test_request_record_is_one_string_kept_for_keep_seconds(
         assert client.get(key).split("\n")[0] == "committed"
         assert 110_000 < client.pttl(key) <= 120_000  # keep, from the commit
         assert client.zcard(f"{prefix}{{global}}:exp") == 0  # no hold left to expire
+    finally:
+        ledger.close()
+        client.close()
+
+
+def test_records_written_as_hashes_by_an_older_version_still_work(
+    redis_url: str, redis_prefix: tuple[str, str]
+) -> None:
+    """Across an upgrade, holds and outcomes recorded by the hash-record scripts are honoured:
+    a held one commits, a due one is given back by the purge, a denial replays."""
+    import redis
+
+    url, prefix = redis_prefix
+    clock = Clock()
+    ledger = Ledger(url, three_levels(), clock=clock)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    base = f"{prefix}{{global}}:q:global/project=p1/user=u1|"
+
+    def as_hash(request_id: str, **fields: object) -> None:
+        key = base + request_id
+        ttl = max(client.pttl(key), 60_000)  # the reserve's, or a minute for a new record
+        client.delete(key)
+        client.hset(key, mapping={k: str(v) for k, v in fields.items()})
+        client.pexpire(key, ttl)
+
+    scopes = "\n".join(
+        f"{prefix}{{global}}:s:{s}:d"
+        for s in ("global", "global/project=p1", "global/project=p1/user=u1")
+    )
+    try:
+        kept = ledger.reserve(P1U1, 1.0, request_id="kept", ttl=60)
+        exp = int(kept.expires_at * 1000)
+        as_hash("kept", state="held", amount=1_000_000, exp=exp, scopes=scopes)
+        due = ledger.reserve(P1U1, 1.5, request_id="due", ttl=1)
+        as_hash(
+            "due",
+            state="held",
+            amount=1_500_000,
+            exp=int(due.expires_at * 1000),
+            scopes=scopes,
+        )
+        as_hash("old-denial", state="denied", idx=3, limit=3_000_000, committed=2_000_000,
+                held=500_000, amount=2_000_000)  # fmt: skip
+        clock.advance(2)  # "due" is past its TTL; "kept" is not
+        user = ledger.usage(P1U1)[-1]  # the purge gives back the legacy hold of "due"
+        assert (user.committed, user.held) == (0.0, 1.0)
+        done = ledger.commit(kept, 0.75)
+        assert (done.actual, done.late, done.replayed) == (0.75, False, False)
+        assert ledger.commit(kept, 0.75).replayed
+        assert ledger.usage(P1U1)[-1].committed == 0.75
+        denied = ledger.reserve(P1U1, 0.1, request_id="old-denial")
+        assert not denied.allowed and denied.replayed
+        assert denied.denial is not None and denied.denial.limit == 3.0
     finally:
         ledger.close()
         client.close()

@@ -121,7 +121,7 @@ class RedisBackend:
         kind (all scope keys, then all limits, first buckets, current buckets, expiries).
         """
         tagged = f"{self.prefix}{{{op.root}}}:"
-        keys = [tagged + "r:" + op.request, tagged + "exp", tagged + "lim"]
+        keys = [tagged + "q:" + op.request, tagged + "exp", tagged + "lim"]
         keys.extend(f"{tagged}s:{s.key}:{s.window}" for s in op.scopes)
         args: list[str | int] = [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms]
         scopes = op.scopes
