@@ -133,3 +133,26 @@ def test_records_written_as_hashes_by_an_older_version_still_work(
     finally:
         ledger.close()
         client.close()
+
+
+def test_a_shorter_hold_after_a_longer_one_still_expires_on_time(
+    redis_prefix: tuple[str, str],
+) -> None:
+    """The purge marker (earliest possible expiry) follows a later but shorter hold, and
+    after a purge it moves to the next hold due."""
+    url, _ = redis_prefix
+    clock = Clock()
+    ledger = Ledger(url, three_levels(), clock=clock)
+    try:
+        ledger.reserve(P1U1, 1.0, ttl=60)  # sets the marker to now + 60 s
+        ledger.reserve(P1U1, 0.5, ttl=1)  # due first: must lower it
+        ledger.reserve(P1U1, 0.25, ttl=30)
+        assert ledger.usage(P1U1)[-1].held == 1.75
+        clock.advance(2)
+        assert ledger.usage(P1U1)[-1].held == 1.25  # the 1 s hold went back
+        clock.advance(29)
+        assert ledger.usage(P1U1)[-1].held == 1.0  # then the 30 s one
+        clock.advance(30)
+        assert ledger.usage(P1U1)[-1].held == 0.0
+    finally:
+        ledger.close()

@@ -4,8 +4,8 @@ if state then
   local f = fields(rest, 2)
   return {'charged', tonumber(f[1]), 1, f[2]}
 end
-purge()
 local lim = limits()
+purge()
 local over = {}
 for i = 1, n do
   if amount > 0 then add_committed(i, amount_s, true) end

@@ -8,8 +8,8 @@ if state then
   local f = fields(rest, 2)
   return {'reserved', tonumber(f[1]), tonumber(f[2]), 1}
 end
-purge()
 local lim = limits()
+purge()
 local expiries = {}
 for i = 1, n do
   local limit = lim[i]
@@ -39,4 +39,5 @@ local exp = string.format('%d', now + tonumber(ARGV[4]))
 redis.call('SET', req, 'held\n' .. amount_s .. '\n' .. exp .. '\n' .. table.concat(scopes, '\n'),
            'PX', string.format('%d', tonumber(ARGV[4]) + tonumber(keep_s)))
 redis.call('ZADD', exps, exp, req)
+if not due_at or tonumber(exp) < due_at then redis.call('HSET', lims, DUE, exp) end
 return {'reserved', amount, tonumber(exp), 0}

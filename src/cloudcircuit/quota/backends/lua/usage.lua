@@ -1,5 +1,5 @@
-purge()
 local lim = limits()
+purge()
 local reply = {'usage'}
 for i = 1, n do
   local committed, held = state_of(i)
