@@ -122,6 +122,19 @@ def test_request_id_replays_the_first_outcome(make_ledger) -> None:  # type: ign
         ledger.charge(P1U1, 0.25, request_id="req-1")
 
 
+def test_a_charge_id_cannot_be_reserved_or_committed(make_ledger) -> None:  # type: ignore[no-untyped-def]
+    """A request id used by a charge is refused by reserve and commit, never half-read."""
+    ledger = make_ledger(three_levels())
+    ledger.charge(P1U1, 0.5, request_id="chg-2")
+    with pytest.raises(ReservationError, match="already used for a charge") as info:
+        ledger.reserve(P1U1, 1.0, request_id="chg-2")
+    assert info.value.state == "charged"
+    token = encode_token("chg-2", (("project", "p1"), ("user", "u1")))
+    with pytest.raises(ReservationError, match="it is charged"):
+        ledger.commit(token, 1.0)
+    assert _usage(ledger, P1U1)["user"][:2] == (0.5, 0.0)  # charged once, nothing held
+
+
 def test_a_denial_is_replayed_even_after_room_appears(make_ledger) -> None:  # type: ignore[no-untyped-def]
     ledger = make_ledger(three_levels())
     held = ledger.reserve(P1U1, 3.0)

@@ -204,7 +204,14 @@ class Ledger:
         )  # fmt: skip
 
         def done(reply: list[Any]) -> Reservation:
-            if _text(reply[0]) == "reserved":
+            head = _text(reply[0])
+            if head == "charged":
+                raise ReservationError(
+                    f"request id {rid!r} of {chain.leaf.key} was already used for a charge; "
+                    "use a new request id to reserve",
+                    state="charged",
+                )
+            if head == "reserved":
                 return Reservation(
                     request_id=rid,
                     entities=chain.entities,
@@ -289,7 +296,7 @@ class Ledger:
 
         def done(reply: list[Any]) -> Commit:
             state = _text(reply[0])
-            if state == "charged":
+            if state == "charged" and kind == "charge":  # a degraded hold, charged post hoc
                 return Commit(rid, from_units(int(reply[1])), True, bool(int(reply[2])))
             if state != "committed":
                 raise ReservationError(

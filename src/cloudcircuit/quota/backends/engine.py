@@ -66,6 +66,8 @@ def _states(store: Store, op: Op) -> list[tuple[int, int, int]]:
 def _reserve(store: Store, op: Op) -> list[object]:
     previous = store.get_request(op.request)
     if previous is not None:
+        if previous["state"] == "charged":  # the id belongs to a charge, not a reservation
+            return ["charged"]
         if previous["state"] == "denied":
             return [
                 "denied",

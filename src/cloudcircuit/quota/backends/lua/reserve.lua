@@ -1,5 +1,6 @@
 local state, rest = record(req)
 if state then
+  if state == 'charged' then return {'charged'} end  -- the id belongs to a charge
   if state == 'denied' then
     local f = fields(rest, 5)
     return {'denied', tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4]),
