@@ -187,7 +187,9 @@ class RedisBackend:
                 try:
                     conn.send_packed_command([payload], check_health=False)
                     return conn.read_response()
-                except (redis.ConnectionError, redis.TimeoutError, OSError):
+                except redis.ResponseError:  # a whole reply was read: the connection is fine
+                    raise
+                except BaseException:  # a reply may still be in flight: never reuse it
                     conn.disconnect()
                     raise
             finally:
@@ -197,7 +199,9 @@ class RedisBackend:
         try:
             conn.send_packed_command([payload], check_health=False)
             return conn.read_response()
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except redis.ResponseError:
+            raise
+        except BaseException:
             conn.disconnect()
             raise
         finally:
