@@ -17,6 +17,7 @@ reservation or request id, which is idempotent, so nothing is charged twice or l
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from cloudcircuit.errors import InputError, LedgerUnavailableError, ReservationE
 from cloudcircuit.quota.backends import Backend, Op, ScopeArgs, open_backend
 from cloudcircuit.quota.backends.base import KEEP_MIN_MS, OpKind
 from cloudcircuit.quota.model import (
+    UNITS,
     Chain,
     Hierarchy,
     check_request_id,
@@ -69,9 +71,24 @@ class _Call(Generic[T]):
     levels: tuple[str, ...] = ()
 
 
-def _new_request_id() -> str:
-    """A random request id (128 bits, hex) for calls that bring none (uuid4 costs 4x more)."""
-    return os.urandom(16).hex()
+class _RequestIds:
+    """Request ids for calls that bring none: 64 random bits drawn once per process, then a
+    counter (a random draw per call is a system call; uuid4 costs more still). A forked
+    child draws its own prefix, so no two processes hand out the same id."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count):x}"
+
+
+_new_request_id = _RequestIds()
+os.register_at_fork(after_in_child=_new_request_id.reset)
 
 
 def _slot_period(chain: Chain) -> int:
@@ -111,7 +128,7 @@ class Ledger:
         )
         self.hierarchy = hierarchy or Hierarchy()
         self.timeout = timeout
-        self.default_ttl = self._check_ttl(default_ttl, "default_ttl")
+        self.default_ttl = default_ttl
         self.keep_ms = max(KEEP_MIN_MS, int(keep_seconds * 1000))
         self.clock = clock
         self.observer = observer
@@ -119,6 +136,15 @@ class Ledger:
         self._spans: dict[
             tuple[tuple[str, str], ...], tuple[Chain, int, int, tuple[ScopeArgs, ...]]
         ] = {}
+
+    @property
+    def default_ttl(self) -> float:
+        """Seconds a reservation holds when its call names no ``ttl``."""
+        return self._default_ttl_ms / 1000
+
+    @default_ttl.setter
+    def default_ttl(self, seconds: float) -> None:
+        self._default_ttl_ms = int(self._check_ttl(seconds, "default_ttl") * 1000)
 
     # ----------------------------------------------------------------- planning helpers
     @staticmethod
@@ -178,13 +204,17 @@ class Ledger:
         self._spans[chain.entities] = (chain, period, slot, result)
         return result
 
-    def _op(self, kind: OpKind, chain: Chain, request: str, now_ms: int, **extra: int) -> Op:
+    def _op(
+        self,
+        kind: OpKind,
+        chain: Chain,
+        request: str,
+        now_ms: int,
+        amount: int = 0,
+        ttl_ms: int = 0,
+    ) -> Op:
         scopes = self._scope_args(chain, now_ms)
-        return Op(kind, chain.root, request, now_ms, scopes, keep_ms=self.keep_ms, **extra)
-
-    @staticmethod
-    def _request_key(chain: Chain, request_id: str) -> str:
-        return f"{chain.leaf.key}|{request_id}"
+        return Op(kind, chain.root, request, now_ms, scopes, amount, ttl_ms, self.keep_ms)
 
     # ------------------------------------------------------------------------- plans
     def _plan_reserve(
@@ -197,28 +227,23 @@ class Ledger:
         chain = self.chain(scope)
         amount = to_units(estimate, "estimate")
         rid = check_request_id(request_id) if request_id is not None else _new_request_id()
-        ttl_ms = int(self._check_ttl(ttl if ttl is not None else self.default_ttl) * 1000)
+        ttl_ms = self._default_ttl_ms if ttl is None else int(self._check_ttl(ttl) * 1000)
         op = self._op(
-            "reserve", chain, self._request_key(chain, rid), self._now_ms(),
-            amount=amount, ttl_ms=ttl_ms,
+            "reserve", chain, chain.request_prefix + rid, self._now_ms(), amount, ttl_ms
         )  # fmt: skip
 
         def done(reply: list[Any]) -> Reservation:
-            head = _text(reply[0])
+            head = reply[0]
+            if head == "reserved":
+                return Reservation(
+                    rid, chain.entities, int(reply[1]) / UNITS, True, int(reply[2]) / 1000,
+                    bool(reply[3]),
+                )  # fmt: skip
             if head == "charged":
                 raise ReservationError(
                     f"request id {rid!r} of {chain.leaf.key} was already used for a charge; "
                     "use a new request id to reserve",
                     state="charged",
-                )
-            if head == "reserved":
-                return Reservation(
-                    request_id=rid,
-                    entities=chain.entities,
-                    amount=from_units(int(reply[1])),
-                    allowed=True,
-                    expires_at=int(reply[2]) / 1000,
-                    replayed=bool(int(reply[3])),
                 )
             index, limit, committed, held, asked = (int(v) for v in reply[1:6])
             refused = chain.scopes[index - 1]
@@ -292,24 +317,24 @@ class Ledger:
         amount = to_units(actual, "actual")
         degraded = isinstance(reservation, Reservation) and reservation.degraded
         kind: OpKind = "charge" if degraded else "commit"
-        op = self._op(kind, chain, self._request_key(chain, rid), self._now_ms(), amount=amount)
+        op = self._op(kind, chain, chain.request_prefix + rid, self._now_ms(), amount)
 
         def done(reply: list[Any]) -> Commit:
-            state = _text(reply[0])
+            state = reply[0]
+            if state == "committed":
+                return Commit(rid, int(reply[1]) / UNITS, bool(reply[2]), bool(reply[3]))
             if state == "charged" and kind == "charge":  # a degraded hold, charged post hoc
                 return Commit(rid, from_units(int(reply[1])), True, bool(int(reply[2])))
-            if state != "committed":
-                raise ReservationError(
-                    f"cannot commit reservation {rid!r} of {chain.leaf.key}: it is {state}",
-                    state=state,
-                )
-            return Commit(rid, from_units(int(reply[1])), bool(int(reply[2])), bool(int(reply[3])))
+            raise ReservationError(
+                f"cannot commit reservation {rid!r} of {chain.leaf.key}: it is {state}",
+                state=state,
+            )
 
         return _Call(op, done, None, tuple(s.level for s in chain.scopes))
 
     def _plan_release(self, reservation: Reservation | str) -> _Call[Release]:
         rid, chain = self._resolve_reservation(reservation)
-        op = self._op("release", chain, self._request_key(chain, rid), self._now_ms())
+        op = self._op("release", chain, chain.request_prefix + rid, self._now_ms())
 
         def done(reply: list[Any]) -> Release:
             state = _text(reply[0])
@@ -330,7 +355,7 @@ class Ledger:
         chain = self.chain(scope)
         units = to_units(amount, "amount")
         rid = check_request_id(request_id) if request_id is not None else _new_request_id()
-        op = self._op("charge", chain, self._request_key(chain, rid), self._now_ms(), amount=units)
+        op = self._op("charge", chain, chain.request_prefix + rid, self._now_ms(), units)
 
         def done(reply: list[Any]) -> Charge:
             state = _text(reply[0])
@@ -405,6 +430,12 @@ class Ledger:
         return call.failed(exc)
 
     def _run(self, call: _Call[T]) -> T:
+        if self.observer is None:  # the hot path: no timing to take
+            try:
+                reply = self.backend.execute(call.op)
+            except LedgerUnavailableError as exc:
+                return self._fail(call, 0.0, exc)
+            return call.done(reply)
         start = time.perf_counter()
         try:
             reply = self.backend.execute(call.op)

@@ -17,7 +17,7 @@ import calendar
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -192,16 +192,22 @@ class Scope:
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    """The scopes a request touches, outermost first. ``root`` is the hash tag on Redis."""
+    """The scopes a request touches, outermost first. ``root`` is the hash tag on Redis.
+
+    ``root`` and ``request_prefix`` (the leaf key and "|", which a request id follows in the
+    idempotency key) are computed once: the ledger reads them on every call.
+    """
 
     scopes: tuple[Scope, ...]
     entities: tuple[tuple[str, str], ...]
+    root: str = field(init=False, repr=False, compare=False)
+    request_prefix: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def root(self) -> str:
+    def __post_init__(self) -> None:
         key = self.scopes[0].key
         cut = key.find("/")
-        return key if cut < 0 else key[:cut]
+        object.__setattr__(self, "root", key if cut < 0 else key[:cut])
+        object.__setattr__(self, "request_prefix", self.scopes[-1].key + "|")
 
     @property
     def leaf(self) -> Scope:

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import threading
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cloudcircuit.errors import ConfigError, LedgerUnavailableError, QuotaError
 from cloudcircuit.quota.backends.base import Op, ScopeArgs
+from cloudcircuit.quota.backends.wire import Wire
 
 try:
     import redis
@@ -46,13 +46,36 @@ __all__ = ["DEFAULT_PREFIX", "SCRIPTS", "RedisBackend", "script_source"]
 DEFAULT_PREFIX = "cc:quota:"
 _PACK_CACHE = 4096
 SCRIPTS = ("reserve", "commit", "release", "charge", "usage", "limit")
+_GROUPS: dict[str, int] = {
+    "reserve": 5, "commit": 3, "release": 0, "charge": 5, "usage": 5, "limit": 5,
+}  # fmt: skip
+"""Per-scope argument groups each script reads (see prelude.lua): it is sent no more."""
 
 
 def script_source(name: str) -> str:
-    """The full Lua source of one operation (shared prelude + its body)."""
+    """The full Lua source of one operation: the prelude, the library parts its ``-- needs:``
+    line names (in that order), then its body."""
     folder = resources.files("cloudcircuit.quota.backends") / "lua"
-    common = (folder / "common.lua").read_text(encoding="utf-8")
-    return common + "\n" + (folder / f"{name}.lua").read_text(encoding="utf-8")
+    body = (folder / f"{name}.lua").read_text(encoding="utf-8")
+    first = body.split("\n", 1)[0]
+    if not first.startswith("-- needs:"):
+        raise ConfigError(f"quota script {name}.lua: first line must be '-- needs: ...'")
+    parts = [(folder / "prelude.lua").read_text(encoding="utf-8")]
+    parts.extend(
+        (folder / f"lib_{part}.lua").read_text(encoding="utf-8")
+        for part in first.removeprefix("-- needs:").split()
+    )
+    parts.append(body)
+    return "\n".join(parts)
+
+
+class _Packing(NamedTuple):
+    """A chain's pre-packed EVALSHA parts for one time slot (see ``RedisBackend._pack_op``)."""
+
+    scopes: tuple[ScopeArgs, ...]  # identity check: the cache is keyed by id()
+    request_prefix: bytes
+    rest: bytes  # the keys after the request record's
+    heads: dict[str, tuple[bytes, bytes]]  # per kind: command head, per-scope arguments
 
 
 def _bulk(item: bytes) -> bytes:
@@ -107,60 +130,70 @@ class RedisBackend:
             for n, s in self._sources.items()
         }
         self._options = options
-        self._packed: dict[tuple[str, tuple[ScopeArgs, ...]], tuple[Any, str, bytes, bytes]] = {}
-        self._conn: Any = None
-        self._conn_pid = 0
-        self._conn_lock = threading.Lock()
+        self._packed: dict[int, _Packing] = {}
+        self._wire = Wire(self.client)  # single Redis only (a cluster routes by slot)
+        self._wire_lock = threading.Lock()
         self._async: Any = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
 
     def keys_and_args(self, op: Op) -> tuple[list[str], list[str | int]]:
         """KEYS and ARGV of the script for ``op`` (all keys carry the chain's hash tag).
 
-        Each scope is one hash (held + committed buckets) and five arguments, grouped by
-        kind (all scope keys, then all limits, first buckets, current buckets, expiries).
+        Each scope is one hash (held + committed buckets). ARGV is the time, amount, TTL and
+        retention, then the per-scope groups the operation reads, grouped by kind (current
+        buckets, first buckets, expiries, scope keys, configured limits; see prelude.lua).
         """
         tagged = f"{self.prefix}{{{op.root}}}:"
         keys = [tagged + "q:" + op.request, tagged + "exp", tagged + "lim"]
         keys.extend(f"{tagged}s:{s.key}:{s.window}" for s in op.scopes)
-        args: list[str | int] = [tagged, op.now_ms, op.amount, op.ttl_ms, op.keep_ms]
-        scopes = op.scopes
-        args.extend(s.key for s in scopes)  # grouped: the script unpacks the keys in place
-        args.extend(s.limit for s in scopes)
-        args.extend(s.lo for s in scopes)
-        args.extend(s.hi for s in scopes)
-        args.extend(s.expire_ms for s in scopes)
-        return keys, args
+        args: list[str | int] = [op.now_ms, op.amount, op.ttl_ms, op.keep_ms]
+        return keys, args + self._groups(op.scopes, _GROUPS[op.kind])
+
+    @staticmethod
+    def _groups(scopes: tuple[ScopeArgs, ...], count: int) -> list[str | int]:
+        groups: list[str | int] = []
+        for field in ("hi", "lo", "expire_ms", "key", "limit")[:count]:
+            groups.extend(getattr(s, field) for s in scopes)
+        return groups
 
     def _load(self, client: Any) -> None:
         for source in self._sources.values():
             client.script_load(source)
+
+    def _chain_packing(self, op: Op) -> _Packing:
+        """The parts of ``op``'s EVALSHA that depend only on its chain and time slot."""
+        keys, _ = self.keys_and_args(op)
+        request_prefix = keys[0][: len(keys[0]) - len(op.request)].encode()
+        rest = b"".join(_bulk(k.encode()) for k in keys[1:])
+        heads: dict[str, tuple[bytes, bytes]] = {}
+        for kind, sha in self._shas.items():
+            tail = self._groups(op.scopes, _GROUPS[kind])
+            count = len(keys) + 4 + len(tail)
+            head = b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (
+                count + 3,
+                _bulk(sha.encode()),
+                _bulk(b"%d" % len(keys)),
+            )
+            heads[kind] = (head, b"".join(_bulk(str(a).encode()) for a in tail))
+        packing = _Packing(op.scopes, request_prefix, rest, heads)
+        if len(self._packed) >= _PACK_CACHE:
+            self._packed.clear()
+        self._packed[id(op.scopes)] = packing
+        return packing
 
     def _pack_op(self, op: Op) -> bytes:
         """EVALSHA of ``op`` as RESP bytes.
 
         redis-py's generic packer costs more than the round trip saves at this size. The
         chain's part (its keys and scope arguments) is packed once per chain and time slot
-        (the ledger hands the same ``scopes`` tuple for a slot) and reused; only the request
-        key, the time, the amount and the TTL are packed per call.
+        (the ledger hands the same ``scopes`` tuple for a slot, so it is found by identity)
+        and reused; only the request key, the time, the amount and the TTL are packed per call.
         """
-        cached = self._packed.get((op.root, op.scopes))
-        if cached is None:
-            keys, args = self.keys_and_args(op)
-            middle = b"".join(_bulk(k.encode()) for k in keys[1:]) + _bulk(str(args[0]).encode())
-            tail = b"".join(_bulk(str(a).encode()) for a in args[5:])
-            count = len(keys)
-            heads = {
-                kind: b"*%d\r\n$7\r\nEVALSHA\r\n%s%s"
-                % (count + len(args) + 3, _bulk(sha.encode()), _bulk(b"%d" % count))
-                for kind, sha in self._shas.items()
-            }
-            cached = (heads, keys[0][: -len(op.request) or None], middle, tail)
-            if len(self._packed) >= _PACK_CACHE:
-                self._packed.clear()
-            self._packed[(op.root, op.scopes)] = cached
-        heads, request_prefix, middle, tail = cached
-        request = (request_prefix + op.request).encode()
+        packing = self._packed.get(id(op.scopes))
+        if packing is None or packing.scopes is not op.scopes:
+            packing = self._chain_packing(op)
+        head, tail = packing.heads[op.kind]
+        request = packing.request_prefix + op.request.encode()
         now, amount, ttl, keep = (
             b"%d" % op.now_ms,
             b"%d" % op.amount,
@@ -168,7 +201,7 @@ class RedisBackend:
             b"%d" % op.keep_ms,
         )
         return b"%s$%d\r\n%s\r\n%s$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n%s" % (
-            heads[op.kind], len(request), request, middle, len(now), now, len(amount), amount,
+            head, len(request), request, packing.rest, len(now), now, len(amount), amount,
             len(ttl), ttl, len(keep), keep, tail,
         )  # fmt: skip
 
@@ -177,21 +210,10 @@ class RedisBackend:
         else on a pooled one: most callers are one thread, and the pool's bookkeeping costs
         about as much as the script. Errors drop the connection (it reconnects on next use).
         """
-        lock = self._conn_lock
+        lock = self._wire_lock
         if lock.acquire(blocking=False):
             try:
-                conn = self._conn
-                if conn is None or self._conn_pid != os.getpid():
-                    conn = self._conn = self.client.connection_pool.make_connection()
-                    self._conn_pid = os.getpid()
-                try:
-                    conn.send_packed_command([payload], check_health=False)
-                    return conn.read_response()
-                except redis.ResponseError:  # a whole reply was read: the connection is fine
-                    raise
-                except BaseException:  # a reply may still be in flight: never reuse it
-                    conn.disconnect()
-                    raise
+                return self._wire.call(payload)
             finally:
                 lock.release()
         pool = self.client.connection_pool
@@ -229,7 +251,7 @@ class RedisBackend:
             raise LedgerUnavailableError(
                 f"{self.name} ledger did not answer within {self.timeout:g}s: {exc}"
             ) from exc
-        return list(reply)
+        return reply if type(reply) is list else list(reply)
 
     def _async_client(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -292,8 +314,6 @@ class RedisBackend:
             return False
 
     def close(self) -> None:
-        with self._conn_lock:
-            if self._conn is not None:
-                self._conn.disconnect()
-                self._conn = None
+        with self._wire_lock:
+            self._wire.close()
         self.client.close()

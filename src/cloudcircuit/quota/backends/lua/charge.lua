@@ -1,3 +1,4 @@
+-- needs: record give_back limits state committed
 local state, rest = record(req)
 if state then
   if state ~= 'charged' then return {state} end

@@ -1,3 +1,4 @@
+-- needs: record give_back committed
 local state, rest = record(req)
 if not state then return {'unknown'} end
 if state == 'committed' then
@@ -9,15 +10,17 @@ if state ~= 'held' and state ~= 'expired' then return {state} end
 -- (reserve, charge, usage) purges first. This request's own hold, when due, is handled
 -- exactly as a purge would have: given back, and the commit is late.
 local late = '1'
-local f = fields(rest, 2)
+local est_s, exp_s
 if state == 'held' then
-  give_back(rest)
+  est_s, exp_s = give_back(rest)
   redis.call('ZREM', exps, req)
-  if tonumber(f[2]) > now then late = '0' end
+  if tonumber(exp_s) > now then late = '0' end
+else
+  est_s, exp_s = string.match(rest, '^([^\n]*)\n([^\n]*)')
 end
 if amount > 0 then
   for i = 1, n do add_committed(i, amount_s, late == '1') end
 end
-redis.call('SET', req, 'committed\n' .. f[1] .. '\n' .. f[2] .. '\n' .. amount_s .. '\n' .. late,
+redis.call('SET', req, 'committed\n' .. est_s .. '\n' .. exp_s .. '\n' .. amount_s .. '\n' .. late,
            'PX', keep_s)
 return {'committed', amount, tonumber(late), 0}

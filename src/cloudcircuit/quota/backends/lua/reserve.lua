@@ -1,3 +1,4 @@
+-- needs: record give_back limits state
 local state, rest = record(req)
 if state then
   if state == 'charged' then return {'charged'} end  -- the id belongs to a charge
@@ -23,10 +24,8 @@ for i = 1, n do
   end
   expiries[i] = expiry
 end
-local scopes = {}
 for i = 1, n do
   local key = KEYS[3 + i]
-  scopes[i] = key
   redis.call('HINCRBY', key, 'h', amount_s)
   -- the counters must outlive this hold and their last write by two days (ARGV expiry);
   -- 'x' remembers the expiry last set, so a busy scope refreshes it once per time slot
@@ -36,9 +35,10 @@ for i = 1, n do
     redis.call('PEXPIREAT', key, expire_s)
   end
 end
-local exp = string.format('%d', now + tonumber(ARGV[4]))
-redis.call('SET', req, 'held\n' .. amount_s .. '\n' .. exp .. '\n' .. table.concat(scopes, '\n'),
-           'PX', string.format('%d', tonumber(ARGV[4]) + tonumber(keep_s)))
+local ttl = tonumber(ARGV[3])
+local exp = string.format('%d', now + ttl)
+redis.call('SET', req, 'held\n' .. amount_s .. '\n' .. exp .. '\n' .. table.concat(KEYS, '\n', 4),
+           'PX', string.format('%d', ttl + tonumber(keep_s)))
 redis.call('ZADD', exps, exp, req)
 if not due_at or tonumber(exp) < due_at then redis.call('HSET', lims, DUE, exp) end
 return {'reserved', amount, tonumber(exp), 0}

@@ -1,3 +1,4 @@
+-- needs: record give_back limits state
 local lim = limits()
 purge()
 local reply = {'usage'}
