@@ -127,3 +127,32 @@ def test_same_request_100x_concurrently_is_charged_once(make_ledger) -> None:  #
         charges = list(pool.map(charge, range(100)))
     assert sum(not c.replayed for c in charges) == 1
     assert ledger.usage(scope)[-1].committed == commits[0].actual + 0.5
+
+
+_SHARED: dict[str, Ledger] = {}
+
+
+def _forked_lifecycle(_: int) -> str:
+    ledger = _SHARED["ledger"]  # inherited through fork, with the parent's open connection
+    held = ledger.reserve({"project": "p1", "user": "u1"}, 0.1)
+    ledger.commit(held, 0.1)
+    return held.request_id
+
+
+def test_a_ledger_opened_before_a_fork_works_in_parent_and_children(backend_url: str) -> None:
+    """A forked child must not share the parent's connection (replies would cross) nor hand
+    out the parent's request ids."""
+    if backend_url.startswith("memory"):
+        pytest.skip("memory:// is one process by design")
+    ledger = Ledger(backend_url, three_levels(*LIMITS.values()), timeout=10.0)
+    try:
+        first = ledger.reserve({"project": "p1", "user": "u1"}, 0.1)  # connection now open
+        _SHARED["ledger"] = ledger
+        with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("fork")) as pool:
+            ids = list(pool.map(_forked_lifecycle, range(8)))
+        assert len({first.request_id, *ids}) == 9
+        assert ledger.commit(first, 0.1).actual == 0.1
+        assert ledger.usage({"project": "p1", "user": "u1"})[-1].committed == pytest.approx(0.9)
+    finally:
+        _SHARED.clear()
+        ledger.close()

@@ -156,3 +156,14 @@ def test_a_shorter_hold_after_a_longer_one_still_expires_on_time(
         assert ledger.usage(P1U1)[-1].held == 0.0
     finally:
         ledger.close()
+
+
+def test_each_script_carries_only_the_library_parts_it_names() -> None:
+    """A script defines its helpers on every call, so a commit must not carry the purge."""
+    from cloudcircuit.quota.backends.redis import SCRIPTS, script_source
+
+    sources = {name: script_source(name) for name in SCRIPTS}
+    assert "local function purge" in sources["reserve"]
+    assert "local function purge" not in sources["commit"]
+    assert "local function state_of" not in sources["release"]
+    assert all(source.startswith("-- Prelude") for source in sources.values())
