@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
+import struct
+import sys
 from typing import Any
 
 import redis
@@ -38,6 +41,23 @@ def _error(reply: redis.ResponseError) -> redis.ResponseError:
     return reply
 
 
+def _kernel_timeouts(sock: Any) -> None:
+    """Move a plain TCP socket's timeout into the kernel (SO_RCVTIMEO / SO_SNDTIMEO).
+
+    A Python-level timeout makes every send and receive wait in poll() first, two system calls
+    where one does; with the kernel's timeout a late reply still ends the wait (EAGAIN, an
+    OSError like a Python timeout). Linux only; TLS sockets keep Python's timeout.
+    """
+    timeout = sock.gettimeout()
+    if sys.platform != "linux" or type(sock) is not socket.socket or not timeout:
+        return
+    seconds = int(timeout)
+    value = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.settimeout(None)
+
+
 class Wire:
     """A private connection made by ``client``'s pool (never returned to it), opened on first
     use; one thread at a time."""
@@ -59,6 +79,7 @@ class Wire:
             self._sock = None
             return None
         self._sock = sock
+        _kernel_timeouts(sock)
         self._reader = _Reader(encoding="utf-8", replyError=redis.ResponseError)
         return sock
 
