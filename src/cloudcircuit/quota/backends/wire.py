@@ -104,6 +104,9 @@ class Wire:
                 reply = reader.gets()
         except redis.ResponseError:  # a whole reply was read: the connection is fine
             raise
+        except BlockingIOError:  # the kernel's timeout (see _kernel_timeouts)
+            self.close()
+            raise TimeoutError("timed out") from None
         except BaseException:  # a reply may still be in flight: never reuse the connection
             self.close()
             raise

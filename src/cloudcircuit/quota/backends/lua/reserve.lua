@@ -1,6 +1,12 @@
 -- needs: record give_back limits state
-local state, rest = record(req)
-if state then
+-- The record is written first, as 'held', only if the request id is new (SET NX): one call
+-- where a lookup and a write would be two. A denial overwrites it below; a known id replays.
+local ttl = tonumber(ARGV[3])
+local exp = string.format('%d', now + ttl)
+if not redis.call('SET', req, 'held\n' .. amount_s .. '\n' .. exp .. '\n'
+                  .. table.concat(KEYS, '\n', 4), 'NX', 'PX',
+                  string.format('%d', ttl + tonumber(keep_s))) then
+  local state, rest = record(req)
   if state == 'charged' then return {'charged'} end  -- the id belongs to a charge
   if state == 'denied' then
     local f = fields(rest, 5)
@@ -35,10 +41,6 @@ for i = 1, n do
     redis.call('PEXPIREAT', key, expire_s)
   end
 end
-local ttl = tonumber(ARGV[3])
-local exp = string.format('%d', now + ttl)
-redis.call('SET', req, 'held\n' .. amount_s .. '\n' .. exp .. '\n' .. table.concat(KEYS, '\n', 4),
-           'PX', string.format('%d', ttl + tonumber(keep_s)))
 redis.call('ZADD', exps, exp, req)
 if not due_at or tonumber(exp) < due_at then redis.call('HSET', lims, DUE, exp) end
 return {'reserved', amount, tonumber(exp), 0}
