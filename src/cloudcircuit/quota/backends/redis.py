@@ -1,8 +1,11 @@
 """``redis://``, ``rediss://`` and Redis Cluster (``redis+cluster://``) ledgers.
 
 Each operation is one Lua script, loaded once (SCRIPT LOAD when the server first answers
-NOSCRIPT) and run with EVALSHA:
-one round trip covers every scope of the chain, and Redis runs the script atomically.
+NOSCRIPT) and run with EVALSHA: one round trip covers every scope of the chain, and Redis runs
+the script atomically. A script is put together from ``lua/prelude.lua``, the library parts
+(``lua/lib_*.lua``) its ``-- needs:`` line names and its body (:func:`script_source`), so each
+call defines only the helpers it uses. On a single Redis the EVALSHA is packed here, per chain
+and time slot, and sent on the backend's own connection (:mod:`.wire`).
 
 Keys are ``<prefix>{<root>}:<kind>:<scope>``: the chain's root scope is the hash tag, so one
 hierarchy lives in one slot of a cluster and the script never crosses slots. With the default
