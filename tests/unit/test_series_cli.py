@@ -166,6 +166,20 @@ def test_bad_data_exits_2_naming_file_and_row(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+def test_an_error_is_one_unwrapped_line_taken_literally(tmp_path: Path) -> None:
+    """However long the path, the error is one line (not wrapped at the terminal width), and
+    brackets in it are text, not rich markup."""
+    folder = tmp_path / ("x" * 120)
+    folder.mkdir()
+    path = folder / "bad.csv"
+    path.write_text(HEADER + "\n" + _line("[red]1", "2024-09-01", "2024-09-02", "EC2") + "\n")
+    result = runner.invoke(app, ["series", "--source", f"focus:{path}", "--format", "csv"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"{path}, row 1, field BilledCost" in result.stderr
+    assert "[red]1" in result.stderr
+
+
 def test_demo_folder_shows_the_runaway_and_the_partial_day(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 

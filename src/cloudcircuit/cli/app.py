@@ -23,6 +23,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cloudcircuit.errors import (
     CloudCircuitError,
@@ -84,6 +85,12 @@ def exit_code_for(exc: CloudCircuitError) -> int:
     return EXIT_INTERNAL
 
 
+def _print_error(exc: BaseException) -> None:
+    """One line, never wrapped at the terminal width (a log or a grep must see it whole), with
+    the message taken literally (a ``[...]`` in it is not markup)."""
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn cloudcircuit errors into one clear line on stderr and the documented exit code."""
 
@@ -92,10 +99,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except CloudCircuitError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            _print_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            _print_error(exc)
             raise typer.Exit(EXIT_USAGE) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
