@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from cloudcircuit.cli.app import app, console, err_console, handle_errors
 from cloudcircuit.cli.scan import parse_now, print_result
@@ -157,10 +158,14 @@ def demo(
     console.rule("[bold]cloudcircuit demo")
     with console.status("generating 90 days of FOCUS 1.2 billing data..."):
         generate_demo_dataset(data_dir, now=at)
-    console.print(f"demo billing data (FOCUS 1.2, hourly rows): {data_dir}", highlight=False)
+    console.print(
+        f"demo billing data (FOCUS 1.2, hourly rows): {escape(str(data_dir))}",
+        highlight=False,
+        soft_wrap=True,
+    )
     policy_path = policy or find_example_policy()
     loaded = load_policy(policy_path)
-    console.print(f"policy: {policy_path}", highlight=False)
+    console.print(f"policy: {escape(str(policy_path))}", highlight=False, soft_wrap=True)
     with (
         _env_default(DEMO_SECRET_ENV, "cloudcircuit-demo-secret") as secret,
         _emulated_aws(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from cloudcircuit.cli.app import app, console, err_console, handle_errors
 from cloudcircuit.cli.scan import parse_now
@@ -32,7 +33,9 @@ def report(
     result = run_scan(load_policy(policy), enforce=False, now=parse_now(now), console=err_console)
     written = write_report(result, html)
     for problem in result.errors:
-        err_console.print(f"[yellow]{problem.kind}[/]: {problem.message}", highlight=False)
+        err_console.print(
+            f"[yellow]{problem.kind}[/]: {escape(problem.message)}", highlight=False, soft_wrap=True
+        )
     console.print(
         f"report written to [bold]{written}[/] ({len(result.decisions)} decisions, "
         f"overall {result.action}); open file://{written.resolve()}",

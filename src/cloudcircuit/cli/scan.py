@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -219,7 +220,9 @@ def scan(
     )
     if report is not None:
         written = write_report(result, report)
-        err_console.print(f"report written to {written}", highlight=False)
+        err_console.print(
+            f"report written to {escape(str(written))}", highlight=False, soft_wrap=True
+        )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         sys.stdout.flush()

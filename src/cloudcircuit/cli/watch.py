@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cloudcircuit.burn import format_duration, parse_duration
 from cloudcircuit.cli.app import app, console, err_console, handle_errors
@@ -175,7 +176,11 @@ class Watcher:
             self.last_ok = False
             self.last_error = f"{type(exc).__name__}: {exc}"
             kind = "error" if isinstance(exc, CloudCircuitError) else "unexpected error"
-            err_console.print(f"[red]scan {self.scans} failed ({kind}):[/] {exc}", highlight=False)
+            err_console.print(
+                f"[red]scan {self.scans} failed ({kind}):[/] {escape(str(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
             return False
         duration = time.perf_counter() - t0
         ok = self.metrics.observe(result, duration=duration)
