@@ -1,12 +1,16 @@
-"""Shared fixtures: paths to ../shared/data (skipping, with the reason, where it is absent)
-and the Redis URL (REDIS_URL, default the local server)."""
+"""Shared fixtures: paths to ../shared/data (skipping, with the reason, where it is absent),
+the Redis URL (REDIS_URL, default the local server) and a 3-master Redis Cluster on loopback
+(one per session, started on first use)."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis_helpers import RedisCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("CLOUDCIRCUIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -36,3 +40,18 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server / redis-cli binaries are not installed: no Redis Cluster")
+    pytest.importorskip("redis")
+    cluster = RedisCluster()
+    try:
+        cluster.start()
+    except Exception:
+        cluster.stop()
+        raise
+    yield cluster
+    cluster.stop()

@@ -7,7 +7,6 @@ session starts on free loopback ports (skipped with the reason when redis-server
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,21 +21,6 @@ from cloudcircuit.quota.model import Hierarchy
 
 RUN = uuid.uuid4().hex[:10]
 BACKENDS = ["memory", "sqlite", "redis", "cluster"]
-
-
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[RedisCluster]:
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.skip("redis-server / redis-cli binaries are not installed: no Redis Cluster")
-    pytest.importorskip("redis")
-    cluster = RedisCluster()
-    try:
-        cluster.start()
-    except Exception:
-        cluster.stop()
-        raise
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=BACKENDS)

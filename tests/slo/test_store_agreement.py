@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -172,3 +173,54 @@ def test_redis_store_unreachable_is_a_state_error() -> None:
     store = RedisStore("redis://127.0.0.1:1/0", "x", 60)
     with pytest.raises(StateError, match="record failed"):
         store.add(T0, True)
+
+
+@pytest.mark.redis
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=scenario())
+def test_redis_store_on_a_cluster_agrees_with_exact_store(
+    redis_cluster: Any, case: tuple[int, list[Observation], list[tuple[float, int]]]
+) -> None:
+    """On Redis Cluster: one SLO's keys share its hash tag, so every script runs in one slot
+    (the scripts reach bucket keys they build from the prefix, not only their KEYS)."""
+    from redis.cluster import RedisCluster
+
+    max_age, obs, queries = case
+    client = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    store = RedisStore(client, uuid.uuid4().hex, max_age, resolution_seconds=RES)
+    try:
+        for o in obs:
+            store.record(o)
+        for now, seconds in queries:
+            assert store.counts(now, seconds) == _exact(obs, max_age, now, seconds)
+        assert len(store) == len(obs) or max_age < obs[-1].timestamp - obs[0].timestamp
+        store.trim(obs[-1].timestamp + max_age + RES)  # every bucket ends before this
+        assert len(store) == 0
+    finally:
+        store.clear()
+        client.close()
+
+
+@pytest.mark.redis
+def test_redis_store_on_a_cluster_is_shared_between_trackers(redis_cluster: Any) -> None:
+    from redis.cluster import RedisCluster
+
+    d = SLODefinition(name=f"api-{uuid.uuid4().hex[:6]}", target=0.99, window_seconds=86400)
+    clients = [RedisCluster(host="127.0.0.1", port=p) for p in redis_cluster.ports[:2]]
+    trackers = [
+        SLOTracker(d, store=RedisStore(c, d.name, d.window_seconds), clock=lambda: T0)
+        for c in clients
+    ]
+    try:
+        for _ in range(99):
+            trackers[0].record_success(at=T0 - 30)
+        trackers[1].record_failure(at=T0 - 30)
+        for t in trackers:
+            snap = t.snapshot()
+            assert (snap.total, snap.failures) == (100, 1)
+    finally:
+        trackers[0].store.clear()
+        for c in clients:
+            c.close()
