@@ -292,7 +292,7 @@ class Ledger:
                 ),
             )
 
-        return _Call(op, done, failed, tuple(s.level for s in chain.scopes))
+        return _Call(op, done, failed, chain.levels)
 
     def _resolve_reservation(self, reservation: Reservation | str) -> tuple[str, Chain]:
         if isinstance(reservation, Reservation):
@@ -330,7 +330,7 @@ class Ledger:
                 state=state,
             )
 
-        return _Call(op, done, None, tuple(s.level for s in chain.scopes))
+        return _Call(op, done, None, chain.levels)
 
     def _plan_release(self, reservation: Reservation | str) -> _Call[Release]:
         rid, chain = self._resolve_reservation(reservation)
@@ -369,7 +369,7 @@ class Ledger:
             over = tuple(s.key for s, f in zip(chain.scopes, flags, strict=False) if f == "1")
             return Charge(rid, from_units(int(reply[1])), over, bool(int(reply[2])))
 
-        return _Call(op, done, None, tuple(s.level for s in chain.scopes))
+        return _Call(op, done, None, chain.levels)
 
     def _plan_usage(self, scope: Mapping[str, str | None]) -> _Call[list[ScopeUsage]]:
         chain = self.chain(scope)

@@ -194,20 +194,22 @@ class Scope:
 class Chain:
     """The scopes a request touches, outermost first. ``root`` is the hash tag on Redis.
 
-    ``root`` and ``request_prefix`` (the leaf key and "|", which a request id follows in the
-    idempotency key) are computed once: the ledger reads them on every call.
+    ``root``, ``request_prefix`` (the leaf key and "|", which a request id follows in the
+    idempotency key) and ``levels`` are computed once: the ledger reads them on every call.
     """
 
     scopes: tuple[Scope, ...]
     entities: tuple[tuple[str, str], ...]
     root: str = field(init=False, repr=False, compare=False)
     request_prefix: str = field(init=False, repr=False, compare=False)
+    levels: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         key = self.scopes[0].key
         cut = key.find("/")
         object.__setattr__(self, "root", key if cut < 0 else key[:cut])
         object.__setattr__(self, "request_prefix", self.scopes[-1].key + "|")
+        object.__setattr__(self, "levels", tuple(scope.level for scope in self.scopes))
 
     @property
     def leaf(self) -> Scope:
