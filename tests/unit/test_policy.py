@@ -701,3 +701,19 @@ def test_scope_provider_matches_ignoring_case() -> None:
     assert selector.matches({"provider": "AWS"})
     assert not selector.matches({"provider": "Microsoft"})
     assert not ScopeSelector(service=["s3"]).matches({"service": "S3"})  # only provider folds
+
+
+def test_burn_windows_must_be_whole_buckets_at_validation_time() -> None:
+    """A window a scan could not evaluate (not a whole number of the series' buckets) is a
+    policy problem with its path, not a failure at scan time."""
+    daily = {"burn_windows": {"windows": [{"long": "36h", "short": "1d", "factor": 2}]}}
+    message = problem(policy_with(detectors=daily), "detectors.burn_windows.windows[0].long")
+    assert "1d12h" in message or "36h" in message
+    assert "day buckets" in message
+    per_budget = policy_with(
+        budgets=[budget(detectors={"burn_windows": {"windows": [{"long": "2d", "short": "6h",
+                                                                   "factor": 3}]}})]
+    )  # fmt: skip
+    assert "budgets[0].detectors.burn_windows.windows[0].short" in problems_of(per_budget)
+    hourly = policy_with(defaults={"granularity": "hour"}, detectors=daily)
+    assert Policy.model_validate(hourly).detectors.burn_windows.windows[0].long == "36h"

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from cloudcircuit.burn import format_duration, parse_duration
 from cloudcircuit.errors import InputError
 from cloudcircuit.policy._base import (
     PolicyModel,
@@ -384,9 +385,40 @@ class Policy(PolicyModel):
                                 f"{', '.join(sorted(types))})",
                             )
                         )
+        problems.extend(self._burn_window_problems())
         if problems:
             raise ProblemsError(problems)
         return self
+
+    def _burn_window_problems(self) -> list[tuple[str, str]]:
+        """Burn windows that are not a whole number of the series' buckets (a scan could not
+        evaluate them): the policy's own, and those a budget sets for itself."""
+        granularity = self.defaults.granularity
+        bucket = granularity.seconds
+        found: list[tuple[str, str]] = []
+        where = [("detectors", self.detectors)]
+        where += [
+            (f"budgets[{i}].detectors", b.detectors)
+            for i, b in enumerate(self.budgets)
+            if b.detectors is not None
+            and "burn_windows" in b.detectors.model_fields_set
+            and "windows" in b.detectors.burn_windows.model_fields_set
+        ]
+        for path, settings in where:
+            for k, spec in enumerate(settings.burn_windows.windows):
+                for end in ("long", "short"):
+                    seconds = parse_duration(getattr(spec, end))
+                    count = seconds / bucket
+                    if round(count) < 1 or abs(count - round(count)) > 1e-9 * max(1.0, count):
+                        found.append(
+                            (
+                                f"{path}.burn_windows.windows[{k}].{end}",
+                                f"{format_duration(seconds)} is not a whole number of "
+                                f"{granularity.value} buckets ({format_duration(bucket)}, "
+                                "defaults.granularity)",
+                            )
+                        )
+        return found
 
     def budget(self, name: str) -> Budget:
         """The budget called ``name``."""
