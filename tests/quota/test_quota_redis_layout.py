@@ -167,3 +167,24 @@ def test_each_script_carries_only_the_library_parts_it_names() -> None:
     assert "local function purge" not in sources["commit"]
     assert "local function state_of" not in sources["release"]
     assert all(source.startswith("-- Prelude") for source in sources.values())
+
+
+def test_each_operation_is_sent_only_the_arguments_it_reads(redis_prefix: tuple[str, str]) -> None:
+    """prelude.lua: four scalars, then per-scope groups: five for reserve, charge, usage and
+    limit, three (buckets and expiry) for a commit, none for a release."""
+    url, _ = redis_prefix
+    ledger = Ledger(url, three_levels())
+    try:
+        chain = ledger.chain(P1U1)
+        backend = ledger.backend
+        counts = {}
+        for kind in ("reserve", "commit", "release", "charge", "usage"):
+            keys, args = backend.keys_and_args(ledger._op(kind, chain, "r1", 0))  # type: ignore[attr-defined]
+            assert len(keys) == 3 + 3  # record, expiries, limits, then one hash per scope
+            counts[kind] = len(args)
+        assert counts == {"reserve": 19, "commit": 13, "release": 4, "charge": 19, "usage": 19}
+        held = ledger.reserve(P1U1, 1.0)
+        assert ledger.commit(held, 0.5).actual == 0.5  # and the scripts read them right
+        assert ledger.release(ledger.reserve(P1U1, 1.0)).status == "released"
+    finally:
+        ledger.close()
