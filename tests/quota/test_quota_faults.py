@@ -188,3 +188,27 @@ def test_scripts_are_loaded_once_and_each_operation_is_one_evalsha(own_redis: Ow
     assert stats["cmdstat_evalsha"]["calls"] == 5 * 2 + 2 + 1 + 1 + 1  # + the NOSCRIPT miss
     assert stats["cmdstat_script|load"]["calls"] == 6  # every script once, on the first miss
     assert "cmdstat_eval" not in stats
+
+
+def test_a_garbled_reply_fails_closed_and_drops_the_connection(redis_url: str) -> None:
+    """Bytes that are not RESP on the ledger's own connection: a denial (ledger_unavailable),
+    never a raw parser error, and the next call gets a fresh connection."""
+    import socket
+
+    ledger = Ledger(f"{redis_url}?prefix=cc-test-garbled-{os.getpid()}:", three_levels())
+    scope = {"project": "p1", "user": "u1"}
+    try:
+        ledger.commit(ledger.reserve(scope, 0.1), 0.1)  # the wire is connected
+        wire = ledger.backend._wire  # type: ignore[attr-defined]
+        ours, theirs = socket.socketpair()
+        theirs.sendall(b"?not resp\r\n")
+        real, wire._sock = wire._sock, ours
+        denied = ledger.reserve(scope, 0.1)
+        assert not denied.allowed and denied.denial is not None
+        assert denied.denial.reason == "ledger_unavailable"
+        assert wire._sock is None  # dropped
+        real.close()
+        theirs.close()
+        assert ledger.reserve(scope, 0.1).allowed  # reconnected
+    finally:
+        ledger.close()

@@ -80,7 +80,11 @@ class Wire:
             return None
         self._sock = sock
         _kernel_timeouts(sock)
-        self._reader = _Reader(encoding="utf-8", replyError=redis.ResponseError)
+        self._reader = _Reader(
+            encoding="utf-8",
+            replyError=redis.ResponseError,
+            protocolError=redis.exceptions.InvalidResponse,  # not Redis speaking: unavailable
+        )
         return sock
 
     def call(self, payload: bytes) -> Any:
