@@ -29,7 +29,6 @@ from cloudcircuit.errors import InputError, LedgerUnavailableError, ReservationE
 from cloudcircuit.quota.backends import Backend, Op, ScopeArgs, open_backend
 from cloudcircuit.quota.backends.base import KEEP_MIN_MS, OpKind
 from cloudcircuit.quota.model import (
-    UNITS,
     Chain,
     Hierarchy,
     check_request_id,
@@ -233,10 +232,10 @@ class Ledger:
         )  # fmt: skip
 
         def done(reply: list[Any]) -> Reservation:
-            head = reply[0]
+            head = reply[0]  # every backend answers str states (the hot path skips _text)
             if head == "reserved":
                 return Reservation(
-                    rid, chain.entities, int(reply[1]) / UNITS, True, int(reply[2]) / 1000,
+                    rid, chain.entities, from_units(int(reply[1])), True, int(reply[2]) / 1000,
                     bool(reply[3]),
                 )  # fmt: skip
             if head == "charged":
@@ -322,7 +321,7 @@ class Ledger:
         def done(reply: list[Any]) -> Commit:
             state = reply[0]
             if state == "committed":
-                return Commit(rid, int(reply[1]) / UNITS, bool(reply[2]), bool(reply[3]))
+                return Commit(rid, from_units(int(reply[1])), bool(reply[2]), bool(reply[3]))
             if state == "charged" and kind == "charge":  # a degraded hold, charged post hoc
                 return Commit(rid, from_units(int(reply[1])), True, bool(int(reply[2])))
             raise ReservationError(

@@ -17,7 +17,8 @@ usage     ``["usage", committed_1, held_1, limit_1, committed_2, ...]`` (limit -
 limit     ``["ok"]``
 ========  ================================================================================
 
-All amounts are integer micro-units. A limit of -1 means unlimited. Backends raise
+States are ``str`` (never bytes) and numbers ``int``; all amounts are integer micro-units.
+A limit of -1 means unlimited. Backends raise
 :class:`~cloudcircuit.errors.LedgerUnavailableError` when they cannot answer in time.
 """
 
